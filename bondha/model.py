@@ -1,0 +1,146 @@
+"""Immutable value types shared by every layer.
+
+Pure: no I/O, no httpx, no tenacity. Everything here is hashable, ordered
+deterministically and safe to print (the only secret, the password, is a
+:class:`Secret` whose ``repr`` and ``str`` hide it).
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Iterator
+from typing import Optional
+
+import attrs
+
+
+class Kind(enum.Enum):
+    """The three kinds of floating routing object; the value is the URL segment."""
+
+    CONNECTED_IP = "connected_ips"
+    ROUTE = "routes"
+    CPE_NAT_IP = "cpe_nat_ips"
+
+    @property
+    def address_field(self) -> str:
+        """The field holding the address that pairs an object with its copy on the other bond."""
+        return "network" if self is Kind.ROUTE else "ip"
+
+    @property
+    def config_stem(self) -> str:
+        """The middle of the config option name: ``master_<stem>_ids``."""
+        return {"connected_ips": "connected_ip", "routes": "route", "cpe_nat_ips": "cpe_nat_ip"}[
+            self.value
+        ]
+
+    @property
+    def label(self) -> str:
+        """A short human name for logs and tables."""
+        return {"connected_ips": "connected IP", "routes": "route", "cpe_nat_ips": "CPE NAT IP"}[
+            self.value
+        ]
+
+    def __lt__(self, other: object) -> bool:
+        # Kinds sort in the config's order, so plans and tables have one stable order.
+        if not isinstance(other, Kind):
+            return NotImplemented
+        order = list(Kind)
+        return order.index(self) < order.index(other)
+
+
+class Role(enum.Enum):
+    """Which bond of the pair is (to be) active."""
+
+    MASTER = "master"
+    BACKUP = "backup"
+
+    @property
+    def other(self) -> Role:
+        return Role.BACKUP if self is Role.MASTER else Role.MASTER
+
+
+@attrs.frozen(repr=False)
+class Secret:
+    """A string that never shows itself in logs, reprs or tracebacks."""
+
+    value: str = attrs.field(eq=False)
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+
+@attrs.frozen(order=True)
+class ObjectRef:
+    """Names one routing object on one bond: enough to build its URL."""
+
+    bond_id: int
+    kind: Kind
+    id: int
+
+    def __str__(self) -> str:
+        return f"{self.kind.label} {self.id} on bond {self.bond_id}"
+
+
+def normalize_address(raw: str) -> str:
+    """Canonical text of an address so that ``2001:DB8::1/64`` pairs with ``2001:db8::1/64``.
+
+    Text the ipaddress module cannot read is kept (stripped): the server owns the format.
+    """
+    text = raw.strip()
+    try:
+        return str(ipaddress.ip_interface(text))
+    except ValueError:
+        return text
+
+
+@attrs.frozen
+class RoutingObject:
+    """The live state of one routing object, as read from the server."""
+
+    ref: ObjectRef
+    enabled: bool
+    address: Optional[str] = attrs.field(default=None, converter=attrs.converters.optional(normalize_address))
+
+
+@attrs.frozen
+class BondSide:
+    """The configured floating objects of one bond."""
+
+    bond_id: int
+    connected_ip_ids: tuple[int, ...] = ()
+    route_ids: tuple[int, ...] = ()
+    cpe_nat_ip_ids: tuple[int, ...] = ()
+
+    def ids(self, kind: Kind) -> tuple[int, ...]:
+        return {
+            Kind.CONNECTED_IP: self.connected_ip_ids,
+            Kind.ROUTE: self.route_ids,
+            Kind.CPE_NAT_IP: self.cpe_nat_ip_ids,
+        }[kind]
+
+    def refs(self) -> Iterator[ObjectRef]:
+        """Every configured object of this bond, kinds in config order."""
+        for kind in Kind:
+            for object_id in self.ids(kind):
+                yield ObjectRef(self.bond_id, kind, object_id)
+
+
+@attrs.frozen
+class Pair:
+    """The HA pair as configured: which objects float between which two bonds."""
+
+    master: BondSide
+    backup: BondSide
+
+    def side(self, role: Role) -> BondSide:
+        return self.master if role is Role.MASTER else self.backup
+
+    def role_of(self, bond_id: int) -> Role:
+        return Role.MASTER if bond_id == self.master.bond_id else Role.BACKUP
+
+    def refs(self) -> tuple[ObjectRef, ...]:
+        """Every configured object, master bond first."""
+        return (*self.master.refs(), *self.backup.refs())
