@@ -1,18 +1,41 @@
 """The ``swap-active-bond.conf`` INI format, read unchanged, into a validated :class:`Config`.
 
 Pure: reads a file, imports neither httpx nor tenacity.
+
+A config that bondha accepts is one the old script would have acted on the same way;
+everything doubtful is either an error (collected, all at once, in one
+:class:`~bondha.errors.ConfigError`) or a warning in :attr:`Config.warnings`.
+Each message is one line: ``<file>: [<section>] <option> = '<value>': <what is wrong>``.
+The password's value never appears in a message, a warning or a repr.
 """
 
 from __future__ import annotations
 
+import configparser
+import difflib
+import ipaddress
+import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Optional
+from typing import Callable, TypeVar
+from urllib.parse import urlsplit
 
 import attrs
 
-from .model import Pair, Secret
+from .errors import ConfigError
+from .model import BondSide, Kind, Pair, Role, Secret
+
+__all__ = [
+    "CONFIG_ENV",
+    "DEFAULT_CONFIG_PATH",
+    "ApiSettings",
+    "Config",
+    "config_path",
+    "load_config",
+    "parse_config",
+]
 
 DEFAULT_CONFIG_PATH = Path("/etc/bonding/swap-active-bond.conf")
 CONFIG_ENV = "BONDHA_CONFIG"
@@ -43,11 +66,11 @@ class Config:
 
     api: ApiSettings
     pair: Pair
-    source: Optional[Path] = None
+    source: Path | None = None
     warnings: tuple[str, ...] = ()
 
 
-def config_path(cli_value: Optional[str], environ: Mapping[str, str] = os.environ) -> Path:
+def config_path(cli_value: str | None, environ: Mapping[str, str] = os.environ) -> Path:
     """``--config``, else ``$BONDHA_CONFIG``, else the old script's path."""
     if cli_value:
         return Path(cli_value)
@@ -56,11 +79,532 @@ def config_path(cli_value: Optional[str], environ: Mapping[str, str] = os.enviro
     return DEFAULT_CONFIG_PATH
 
 
-def load_config(path: Path) -> Config:
+def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate the file at ``path``; raise ConfigError naming the problem."""
-    raise NotImplementedError
+    source = Path(path)
+    try:
+        data = source.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a directory, not a config file") from None
+    except PermissionError:
+        if source.is_dir():  # some platforms report a directory as "permission denied"
+            raise ConfigError(f"{source}: is a directory, not a config file") from None
+        raise ConfigError(f"{source}: cannot read config file: permission denied") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read config file: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # The bad byte is not shown: it may be part of the password.
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{source}, line {line}: not UTF-8 text; save it as UTF-8") from None
+    return parse_config(text, source=source)
 
 
-def parse_config(text: str, source: Optional[Path] = None) -> Config:
+def parse_config(text: str, source: Path | None = None) -> Config:
     """Validate INI text; ``source`` only names the file in messages."""
-    raise NotImplementedError
+    report = _Report("<config>" if source is None else str(source))
+    text = text.removeprefix("\ufeff")  # editors on other systems like to add a BOM
+    sections = _read_ini(text, report.file)
+    defaults = sections.pop(_DEFAULT, {})
+    _warn_unknown(report, sections, defaults)
+    values = _Values(sections, defaults)
+    api = _read_api(report, values)
+    pair = _read_pair(report, values)
+    if api is None or pair is None or report.errors:
+        raise ConfigError(*report.errors)
+    return Config(api=api, pair=pair, source=source, warnings=tuple(report.warnings))
+
+
+# --- the format --------------------------------------------------------------------------------
+
+_ADMIN = "bondingadmin"
+_BOND = "bond"
+_DEFAULT = "DEFAULT"
+# configparser's default section silently feeds every other section. A name no header can
+# spell (a header is one line) makes [DEFAULT] an ordinary section, so that we can both honour
+# it (the old script did) and warn about it.
+_NO_DEFAULT_SECTION = "\n"
+_SECRET_OPTIONS = frozenset({"passwd"})
+_MAX_ID_DIGITS = 18  # ids fit a signed 64-bit integer; longer text is a typo, not an id
+
+
+def _ids_option(role: Role, kind: Kind) -> str:
+    return f"{role.value}_{kind.config_stem}_ids"
+
+
+def _bond_option(role: Role) -> str:
+    return f"{role.value}_bond_id"
+
+
+_KNOWN: dict[str, tuple[str, ...]] = {
+    _ADMIN: ("host", "user", "passwd", "verify_ssl", "timeout", "attempts", "attempt_delay"),
+    _BOND: tuple(
+        option
+        for role in Role
+        for option in (_bond_option(role), *(_ids_option(role, kind) for kind in Kind))
+    ),
+}
+_REQUIRED_HINT = {
+    _ADMIN: "it sets host, user and passwd",
+    _BOND: "it sets master_bond_id, backup_bond_id and the ids of the floating objects",
+}
+
+
+# --- collecting problems -----------------------------------------------------------------------
+
+
+@attrs.define
+class _Report:
+    """Every error and warning found so far, so that one run shows them all."""
+
+    file: str
+    errors: list[str] = attrs.Factory(list)
+    warnings: list[str] = attrs.Factory(list)
+
+    def where(self, section: str, option: str | None = None, value: str | None = None) -> str:
+        place = f"{self.file}: [{section}]"
+        if option is not None:
+            place += f" {option}"
+            if value is not None and option not in _SECRET_OPTIONS:
+                place += f" = {value!r}"
+        return place
+
+    def error(self, where: str, what: str) -> None:
+        self.errors.append(f"{where}: {what}")
+
+    def warn(self, where: str, what: str) -> None:
+        self.warnings.append(f"{where}: {what}")
+
+
+@attrs.frozen
+class _Value:
+    """One option's text and the section it was really read from (maybe [DEFAULT])."""
+
+    section: str
+    option: str
+    text: str
+
+
+@attrs.frozen
+class _Values:
+    """Option lookup with the old script's fallback to [DEFAULT]."""
+
+    sections: Mapping[str, Mapping[str, str]]
+    defaults: Mapping[str, str]
+
+    def has_section(self, section: str) -> bool:
+        return section in self.sections
+
+    def get(self, section: str, option: str) -> _Value | None:
+        own = self.sections.get(section, {})
+        if option in own:
+            return _Value(section, option, own[option])
+        if option in self.defaults:
+            return _Value(_DEFAULT, option, self.defaults[option])
+        return None
+
+
+class _Invalid(Exception):
+    """A value that does not convert; the text says why, and never repeats the value."""
+
+    def __init__(self, why: str, *, show_value: bool = True) -> None:
+        super().__init__(why)
+        #: False where the value itself may hold a credential (``https://user:pw@host``).
+        self.show_value = show_value
+
+
+# --- INI syntax --------------------------------------------------------------------------------
+
+
+def _read_ini(text: str, file: str) -> dict[str, dict[str, str]]:
+    """Sections as plain dicts, or a ConfigError naming the lines that are not INI."""
+    parser = configparser.ConfigParser(
+        interpolation=None,  # passwords may contain '%'
+        strict=True,  # a repeated section or option is a mistake, not an override
+        default_section=_NO_DEFAULT_SECTION,
+    )
+    try:
+        parser.read_string(text, source=file)
+    except configparser.Error as exc:
+        # `from None`: configparser's own message quotes whole lines, the password's included.
+        raise ConfigError(*_syntax_problems(exc, text, file)) from None
+    return {name: dict(parser[name]) for name in parser.sections()}
+
+
+def _syntax_problems(exc: configparser.Error, text: str, file: str) -> list[str]:
+    lines = text.split("\n")  # configparser counts lines the same way
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        shown = _show_line(lines, exc.lineno)
+        return [f"{file}, line {exc.lineno}: {shown} comes before the first [section] header"]
+    if isinstance(exc, configparser.ParsingError):
+        return [
+            f"{file}, line {lineno}: cannot parse {_show_line(lines, lineno)}; "
+            "expected 'option = value', a [section] header or a # comment"
+            for lineno, _ in exc.errors
+        ]
+    lineno: int | None = getattr(exc, "lineno", None)
+    at_line = f", line {lineno}" if lineno else ""
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return [f"{file}{at_line}: [{exc.section}]: section appears twice"]
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return [f"{file}{at_line}: [{exc.section}] {exc.option}: option set twice in one section"]
+    return [f"{file}: not a valid INI file ({type(exc).__name__})"]
+
+
+def _show_line(lines: list[str], lineno: int) -> str:
+    """The line as written, unless it may be (part of) the password."""
+    line = lines[lineno - 1] if 0 < lineno <= len(lines) else ""
+    owner = ""
+    for earlier in reversed(lines[: lineno - 1]):
+        # Skip blank and indented (continuation) lines to find the option this line follows.
+        if earlier.strip() and not earlier[:1].isspace():
+            owner = earlier
+            break
+    if "pass" in line.casefold() or owner.lstrip().casefold().startswith("passw"):
+        return "a line (not shown: it may hold the password)"
+    shown = line.strip()
+    return repr(shown if len(shown) <= 60 else shown[:57] + "...")
+
+
+def _warn_unknown(
+    report: _Report, sections: Mapping[str, Mapping[str, str]], defaults: Mapping[str, str]
+) -> None:
+    """Ignored text is usually a typo: say so, and guess what was meant."""
+    for section, options in sections.items():
+        if section not in _KNOWN:
+            hint = _did_you_mean(section, _KNOWN, template="[{}]")
+            report.warn(report.where(section), f"unknown section, ignored{hint}")
+            continue
+        for option in options:
+            if option in _KNOWN[section]:
+                continue
+            home = [other for other, known in _KNOWN.items() if option in known]
+            hint = (
+                f" (it belongs in [{home[0]}])"
+                if home
+                else _did_you_mean(option, _KNOWN[section], template="{}")
+            )
+            report.warn(report.where(section, option), f"unknown option, ignored{hint}")
+    for option in defaults:
+        where = report.where(_DEFAULT, option)
+        users = [s for s, known in _KNOWN.items() if option in known]
+        if not users:
+            report.warn(where, "unknown option, ignored")
+        elif option in sections.get(users[0], {}):
+            report.warn(where, f"ignored: [{users[0]}] sets {option} itself")
+        else:
+            report.warn(
+                where,
+                f"[DEFAULT] applies to every section; used as [{users[0]}] {option}, "
+                "better moved there",
+            )
+
+
+def _did_you_mean(name: str, known: Iterable[str], template: str) -> str:
+    by_folded = {k.casefold(): k for k in known}
+    close = difflib.get_close_matches(name.casefold(), list(by_folded), n=1)
+    return f" (did you mean {template.format(by_folded[close[0]])}?)" if close else ""
+
+
+# --- value conversion --------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+
+
+def _required(report: _Report, values: _Values, section: str, option: str) -> _Value | None:
+    value = values.get(section, option)
+    if value is None:
+        report.error(report.where(section, option), "required option is missing")
+        return None
+    if not value.text:
+        report.error(report.where(value.section, option), "required, but empty")
+        return None
+    return value
+
+
+def _convert(report: _Report, value: _Value, convert: Callable[[str], _T]) -> _T | None:
+    try:
+        return convert(value.text)
+    except _Invalid as exc:
+        shown = value.text if exc.show_value else None
+        report.error(report.where(value.section, value.option, shown), str(exc))
+        return None
+
+
+def _optional(
+    report: _Report, values: _Values, option: str, convert: Callable[[str], _T], default: _T
+) -> _T:
+    """The converted value, or the default when absent (or, after an error, as a stand-in)."""
+    value = values.get(_ADMIN, option)
+    if value is None:
+        return default
+    if not value.text:
+        shown = str(default).lower() if isinstance(default, bool) else f"{default:g}"
+        report.error(
+            report.where(value.section, option),
+            f"is empty; remove the line to use the default ({shown})",
+        )
+        return default
+    converted = _convert(report, value, convert)
+    return default if converted is None else converted
+
+
+def _boolean(text: str) -> bool:
+    try:
+        return configparser.ConfigParser.BOOLEAN_STATES[text.lower()]
+    except KeyError:
+        raise _Invalid("not a boolean; use true or false") from None
+
+
+def _seconds(text: str, *, zero_ok: bool) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise _Invalid("not a number of seconds") from None
+    if not math.isfinite(seconds):
+        raise _Invalid("must be a finite number of seconds")
+    if seconds < 0 or (seconds == 0 and not zero_ok):
+        raise _Invalid("must be 0 seconds or more" if zero_ok else "must be more than 0 seconds")
+    return seconds
+
+
+def _timeout(text: str) -> float:
+    return _seconds(text, zero_ok=False)
+
+
+def _delay(text: str) -> float:
+    return _seconds(text, zero_ok=True)
+
+
+def _attempts(text: str) -> int:
+    if not re.fullmatch(r"[+-]?[0-9]{1,9}", text):
+        raise _Invalid("not a whole number")
+    attempts = int(text)
+    if attempts < 1:
+        raise _Invalid("must be 1 or more")
+    return attempts
+
+
+def _positive_id(text: str) -> int:
+    digits = text.lstrip("0")
+    if not re.fullmatch(r"[0-9]+", text) or not digits:
+        hint = " (comments must be on a line of their own)" if re.search("[#;]", text) else ""
+        raise _Invalid(f"not a positive whole number{hint}")
+    if len(digits) > _MAX_ID_DIGITS:
+        raise _Invalid("too large to be an id")
+    return int(digits)
+
+
+# --- [bondingadmin] ----------------------------------------------------------------------------
+
+_SCHEME_TYPO = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
+_NETLOC = re.compile(r"(?P<host>\[[^\]]*\]|[^:\[\]]*)(?::(?P<port>[^:]*))?")
+_HOSTNAME = re.compile(r"[\w.-]+")
+_API_SUFFIX = re.compile(r".*(/api/v[0-9]+)", re.IGNORECASE)
+
+
+def _base_url(text: str) -> str:
+    """``host`` as the old script took it (a name, https implied) or a base URL, normalised."""
+    if any(ch.isspace() or not ch.isprintable() for ch in text):
+        raise _Invalid("contains whitespace or control characters")
+    if "@" in text:
+        raise _Invalid(
+            "must not contain a user name or password; put those in user and passwd",
+            show_value=False,
+        )
+    if "?" in text or "#" in text:
+        raise _Invalid("must not contain a query ('?') or fragment ('#')", show_value=False)
+    if "://" not in text:
+        if _SCHEME_TYPO.match(text):
+            raise _Invalid("not a URL; write https://name or just the server's name")
+        text = "https://" + text  # the old script's form: a bare name, maybe with a port
+    try:
+        parts = urlsplit(text)
+    except ValueError:
+        hint = "; check the IPv6 address in brackets" if "[" in text else ""
+        raise _Invalid(f"not a valid URL{hint}") from None
+    if parts.scheme not in ("http", "https"):
+        raise _Invalid(
+            f"unsupported scheme {parts.scheme!r}; use https://, http:// or just the server's name"
+        )
+    host, port = _host_and_port(parts.netloc)
+    path = parts.path.rstrip("/")
+    api = _API_SUFFIX.fullmatch(path)
+    if api:
+        raise _Invalid(
+            f"host is the server's address only; drop {api.group(1)!r} (bondha adds the API path)"
+        )
+    return f"{parts.scheme}://{host}{port}{path}"
+
+
+def _host_and_port(netloc: str) -> tuple[str, str]:
+    """The lower-cased host and ``:port`` (or ``""``), both checked."""
+    match = _NETLOC.fullmatch(netloc)
+    if match is None:
+        raise _Invalid("an IPv6 address must be in brackets, e.g. [2001:db8::1]")
+    host, port = match.group("host").lower(), match.group("port")
+    if not host:
+        raise _Invalid("no server name")
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise _Invalid(f"invalid IPv6 address {host!r}") from None
+    elif not _HOSTNAME.fullmatch(host):
+        raise _Invalid(f"invalid server name {host!r}")
+    if port is None:
+        return host, ""
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
+        raise _Invalid(f"invalid port {port!r}; expected 1 to 65535")
+    return host, f":{int(port)}"
+
+
+def _is_loopback(base_url: str) -> bool:
+    host = (urlsplit(base_url).hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# Only to read the defaults from their one definition, the ApiSettings class.
+_API_DEFAULTS = ApiSettings(base_url="", user="", password=Secret(""))
+
+
+def _read_api(report: _Report, values: _Values) -> ApiSettings | None:
+    if not values.has_section(_ADMIN):
+        report.error(report.where(_ADMIN), f"missing section ({_REQUIRED_HINT[_ADMIN]})")
+        return None
+    host = _required(report, values, _ADMIN, "host")
+    base_url = _convert(report, host, _base_url) if host else None
+    user = _required(report, values, _ADMIN, "user")
+    passwd = _required(report, values, _ADMIN, "passwd")
+    settings = ApiSettings(
+        base_url=base_url or "",
+        user=user.text if user else "",
+        password=Secret(passwd.text if passwd else ""),
+        verify_ssl=_optional(report, values, "verify_ssl", _boolean, _API_DEFAULTS.verify_ssl),
+        timeout=_optional(report, values, "timeout", _timeout, _API_DEFAULTS.timeout),
+        attempts=_optional(report, values, "attempts", _attempts, _API_DEFAULTS.attempts),
+        attempt_delay=_optional(
+            report, values, "attempt_delay", _delay, _API_DEFAULTS.attempt_delay
+        ),
+    )
+    verify = values.get(_ADMIN, "verify_ssl")
+    if verify and not settings.verify_ssl:
+        report.warn(
+            report.where(verify.section, "verify_ssl", verify.text),
+            "TLS certificate verification is off; whoever intercepts the connection can "
+            "pose as the server and read the password",
+        )
+    if host and base_url and base_url.startswith("http:") and not _is_loopback(base_url):
+        report.warn(
+            report.where(host.section, "host", host.text),
+            "plain http; the password crosses the network unencrypted",
+        )
+    return settings if host and user and passwd and base_url else None
+
+
+# --- [bond] ------------------------------------------------------------------------------------
+
+
+def _id_list(report: _Report, value: _Value | None) -> tuple[int, ...] | None:
+    """The ids of one option (blank or absent: none), or None after reporting bad items."""
+    if value is None or not value.text:
+        return ()
+    where = report.where(value.section, value.option, value.text)
+    ids: list[int] = []
+    ok = True
+    for number, item in enumerate((item.strip() for item in value.text.split(",")), start=1):
+        if not item:
+            report.error(where, f"item {number} is empty (a stray comma?)")
+            ok = False
+            continue
+        try:
+            object_id = _positive_id(item)
+        except _Invalid as exc:
+            report.error(where, f"item {number} {item!r}: {exc}")
+            ok = False
+            continue
+        if object_id in ids:
+            report.error(where, f"item {number}: id {object_id} is listed twice")
+            ok = False
+            continue
+        ids.append(object_id)
+    return tuple(ids) if ok else None
+
+
+def _count(number: int, kind: Kind) -> str:
+    return f"{number} {kind.label}{'' if number == 1 else 's'}" if number else "none"
+
+
+def _read_pair(report: _Report, values: _Values) -> Pair | None:
+    if not values.has_section(_BOND):
+        report.error(report.where(_BOND), f"missing section ({_REQUIRED_HINT[_BOND]})")
+        return None
+    bond_ids: dict[Role, int | None] = {}
+    lists: dict[tuple[Role, Kind], tuple[int, ...] | None] = {}
+    for role in Role:
+        value = _required(report, values, _BOND, _bond_option(role))
+        bond_ids[role] = _convert(report, value, _positive_id) if value else None
+        for kind in Kind:
+            lists[role, kind] = _id_list(report, values.get(_BOND, _ids_option(role, kind)))
+
+    master_id, backup_id = bond_ids[Role.MASTER], bond_ids[Role.BACKUP]
+    if master_id is not None and master_id == backup_id:
+        report.error(
+            f"{report.file}: [{_BOND}] master_bond_id, backup_bond_id",
+            f"both are {master_id}; the master and the backup must be two different bonds",
+        )
+    for kind in Kind:
+        _check_kind(report, kind, lists[Role.MASTER, kind], lists[Role.BACKUP, kind])
+    if all(ids == () for ids in lists.values()):
+        options = ", ".join(_ids_option(Role.MASTER, kind) for kind in Kind)
+        report.error(
+            f"{report.file}: [{_BOND}]",
+            f"no floating object configured; set at least one of {options} "
+            "and the matching backup_* option",
+        )
+
+    if master_id is None or backup_id is None:
+        return None
+    sides = {}
+    for role, bond_id in ((Role.MASTER, master_id), (Role.BACKUP, backup_id)):
+        ids = {kind: lists[role, kind] or () for kind in Kind}
+        sides[role] = BondSide(
+            bond_id=bond_id,
+            connected_ip_ids=ids[Kind.CONNECTED_IP],
+            route_ids=ids[Kind.ROUTE],
+            cpe_nat_ip_ids=ids[Kind.CPE_NAT_IP],
+        )
+    return Pair(master=sides[Role.MASTER], backup=sides[Role.BACKUP])
+
+
+def _check_kind(
+    report: _Report,
+    kind: Kind,
+    master: tuple[int, ...] | None,
+    backup: tuple[int, ...] | None,
+) -> None:
+    """Cross-check the master and backup lists of one kind."""
+    options = f"{_ids_option(Role.MASTER, kind)}, {_ids_option(Role.BACKUP, kind)}"
+    where = f"{report.file}: [{_BOND}] {options}"
+    if master is None or backup is None:
+        return  # already reported; a count would only add noise
+    for object_id in sorted(set(master) & set(backup)):
+        report.error(
+            where,
+            f"{kind.label} {object_id} is listed for both bonds; ids are unique on the server, "
+            "so one of them is wrong",
+        )
+    if len(master) != len(backup):
+        report.warn(
+            where,
+            f"master has {_count(len(master), kind)}, backup has {_count(len(backup), kind)}; "
+            "accepted as the old script did, but check that no id is missing",
+        )
