@@ -26,7 +26,7 @@ Errors met before the first write that no retry can fix (``AuthError``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .model import ObjectRef
@@ -45,7 +45,8 @@ class ConfigError(BondhaError):
     exit_code = 2
 
     def __init__(self, *problems: str) -> None:
-        super().__init__(problems[0] if len(problems) == 1 else f"{len(problems)} problems: " + "; ".join(problems))
+        joined = problems[0] if len(problems) == 1 else "; ".join(problems)
+        super().__init__(joined)
         self.problems: tuple[str, ...] = problems
 
 
@@ -71,10 +72,10 @@ class ApiError(BondhaError):
         self,
         message: str,
         *,
-        status: Optional[int] = None,
-        ref: Optional[ObjectRef] = None,
-        url: Optional[str] = None,
-        retry_after: Optional[float] = None,
+        status: int | None = None,
+        ref: ObjectRef | None = None,
+        url: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status

@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 import ipaddress
 from collections.abc import Iterator
-from typing import Optional
 
 import attrs
 
@@ -102,7 +101,9 @@ class RoutingObject:
 
     ref: ObjectRef
     enabled: bool
-    address: Optional[str] = attrs.field(default=None, converter=attrs.converters.optional(normalize_address))
+    address: str | None = attrs.field(
+        default=None, converter=attrs.converters.optional(normalize_address)
+    )
 
 
 @attrs.frozen

@@ -1,0 +1,79 @@
+"""bondha: keep a pair of bonders highly available.
+
+The desired state (which bond is active) is diffed against the live routing
+objects into an ordered :class:`Plan`; only the needed writes are applied,
+with retries, and the result is read back and verified::
+
+    import bondha
+    config = bondha.load_config(Path("/etc/bonding/swap-active-bond.conf"))
+    result = bondha.reconcile(config, bondha.Role.BACKUP)
+"""
+
+from __future__ import annotations
+
+from .client import ApiClient
+from .config import ApiSettings, Config, load_config, parse_config
+from .errors import (
+    ApiError,
+    ApplyError,
+    AuthError,
+    BadRequest,
+    BadResponse,
+    BondhaError,
+    ConfigError,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    RefusedError,
+    ServerError,
+    StateError,
+    TransportError,
+    UsageError,
+)
+from .model import BondSide, Kind, ObjectRef, Pair, Role, RoutingObject, Secret
+from .plan import Change, Plan, Step, make_plan
+from .reconcile import Failure, Result, areconcile, read_live, reconcile
+from .retry import RetryPolicy
+
+__all__ = [
+    "ApiClient",
+    "ApiError",
+    "ApiSettings",
+    "ApplyError",
+    "AuthError",
+    "BadRequest",
+    "BadResponse",
+    "BondSide",
+    "BondhaError",
+    "Change",
+    "Config",
+    "ConfigError",
+    "Failure",
+    "Kind",
+    "NotFound",
+    "ObjectRef",
+    "Pair",
+    "PermissionDenied",
+    "Plan",
+    "RateLimited",
+    "RefusedError",
+    "Result",
+    "RetryPolicy",
+    "Role",
+    "RoutingObject",
+    "Secret",
+    "ServerError",
+    "StateError",
+    "Step",
+    "TransportError",
+    "UsageError",
+    "__version__",
+    "areconcile",
+    "load_config",
+    "make_plan",
+    "parse_config",
+    "read_live",
+    "reconcile",
+]
+
+__version__ = "0.1.0"

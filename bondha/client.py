@@ -1,0 +1,295 @@
+"""The only module that speaks HTTP: routing objects in and out of the management server.
+
+Every response is mapped to a model value or to one :mod:`bondha.errors`
+exception whose message names the object and bond; a non-JSON body (an
+HTML page from a proxy, garbage) is a clean error, never a traceback.
+Tests and users inject an ``httpx.AsyncBaseTransport``; nothing is global.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable, Union
+from urllib.parse import urljoin, urlsplit
+
+import attrs
+import httpx
+
+from . import retry
+from .config import ApiSettings
+from .errors import (
+    ApiError,
+    AuthError,
+    BadRequest,
+    BadResponse,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServerError,
+    TransportError,
+)
+from .model import Kind, ObjectRef, RoutingObject
+from .retry import RetryPolicy
+
+__all__ = ["DEFAULT_POOL_SIZE", "ApiClient", "Counters"]
+
+DEFAULT_POOL_SIZE = 8
+log = logging.getLogger("bondha.client")
+Where = Union[ObjectRef, tuple[int, Kind]]
+
+
+@attrs.define
+class Counters:
+    """Requests made, for reports and benchmarks (attempts included)."""
+
+    reads: int = 0
+    writes: int = 0
+
+
+class ApiClient:
+    """Reads and toggles routing objects, retrying what a retry can fix.
+
+    Use as ``async with ApiClient(settings) as api: ...``. ``transport``
+    replaces the network (``httpx.MockTransport``, an ASGI app, a test
+    server's transport); ``pool_size`` bounds the connections kept open.
+    """
+
+    def __init__(
+        self,
+        settings: ApiSettings,
+        *,
+        policy: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> None:
+        self.settings = settings
+        self.policy = policy or RetryPolicy(settings.attempts, settings.attempt_delay)
+        self.counters = Counters()
+        self._http = httpx.AsyncClient(
+            auth=httpx.BasicAuth(settings.user, settings.password.value),
+            timeout=settings.timeout,
+            verify=settings.verify_ssl,
+            transport=transport,
+            limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
+            headers={"Accept": "application/json", "User-Agent": "bondha"},
+            follow_redirects=False,
+        )
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # -- URLs ---------------------------------------------------------------
+
+    def collection_url(self, bond_id: int, kind: Kind) -> str:
+        return f"{self.settings.api_root}bonds/{bond_id}/{kind.value}/"
+
+    def detail_url(self, ref: ObjectRef) -> str:
+        return f"{self.collection_url(ref.bond_id, ref.kind)}{ref.id}/"
+
+    # -- operations ---------------------------------------------------------
+
+    async def get_object(self, ref: ObjectRef) -> RoutingObject:
+        body = await self._call("GET", self.detail_url(ref), ref)
+        return _parse_object(body, ref.bond_id, ref.kind, ref)
+
+    async def set_enabled(self, ref: ObjectRef, enabled: bool) -> RoutingObject:
+        """PATCH ``enabled`` and return the object as the server now reports it."""
+        body = await self._call("PATCH", self.detail_url(ref), ref, {"enabled": enabled})
+        obj = _parse_object(body, ref.bond_id, ref.kind, ref)
+        if obj.enabled != enabled:
+            raise BadResponse(f"{ref}: server accepted enabled={enabled} but reports "
+                              f"enabled={obj.enabled}", ref=ref)
+        return obj
+
+    async def list_objects(self, bond_id: int, kind: Kind) -> list[RoutingObject]:
+        """Every object of one kind on one bond, following pagination."""
+        url: str | None = self.collection_url(bond_id, kind)
+        objects: list[RoutingObject] = []
+        seen: set[str] = set()
+        while url is not None:
+            if url in seen:
+                raise BadResponse(f"bond {bond_id} {kind.value}: pagination loops at {url}")
+            seen.add(url)
+            body = await self._call("GET", url, (bond_id, kind))
+            items, url = self._page(body, bond_id, kind, url)
+            objects.extend(_parse_object(item, bond_id, kind) for item in items)
+        return objects
+
+    def _page(self, body: Any, bond_id: int, kind: Kind, url: str) -> tuple[list[Any], str | None]:
+        """Items and next URL of a bare list or a DRF envelope."""
+        if isinstance(body, list):
+            return body, None
+        where = f"bond {bond_id} {kind.value} list"
+        if not isinstance(body, dict) or not isinstance(body.get("results"), list):
+            raise BadResponse(f"{where}: expected a JSON list or a paginated "
+                              f"object with 'results', got {_shape(body)}")
+        next_url = body.get("next")
+        if next_url is None:
+            return body["results"], None
+        if not isinstance(next_url, str):
+            raise BadResponse(f"{where}: 'next' is {_shape(next_url)}, not a URL")
+        absolute = urljoin(url, next_url)
+        # Credentials go with every request: never follow a link off the configured server.
+        if urlsplit(absolute)[:2] != urlsplit(self.settings.base_url)[:2]:
+            raise BadResponse(f"{where}: 'next' points off the management server ({absolute})")
+        return body["results"], absolute
+
+    # -- one request ----------------------------------------------------------
+
+    async def _call(self, method: str, url: str, where: Where,
+                    body: dict[str, Any] | None = None) -> Any:
+        what = f"{method} {_describe(where)}"
+        return await retry.call(self.policy, what, lambda: self._once(method, url, where, body))
+
+    def _timeout(self) -> float:
+        remaining = self.policy.remaining()
+        return self.settings.timeout if remaining is None else max(0.1, min(
+            self.settings.timeout, remaining))
+
+    async def _once(self, method: str, url: str, where: Where,
+                    body: dict[str, Any] | None) -> Any:
+        if method == "GET":
+            self.counters.reads += 1
+        else:
+            self.counters.writes += 1
+        try:
+            response = await self._http.request(method, url, json=body, timeout=self._timeout())
+        except httpx.TimeoutException as exc:
+            raise TransportError(
+                f"{method} {_describe(where)}: no answer from {_origin(url)} in time "
+                f"({type(exc).__name__})", url=url) from None
+        except httpx.HTTPError as exc:
+            raise TransportError(f"{method} {_describe(where)}: cannot reach {_origin(url)}: "
+                                 f"{_one_line(str(exc)) or type(exc).__name__}", url=url) from None
+        return _decode(response, method, where, self.settings.user)
+
+
+# -- response mapping (module level: pure functions of a response) -----------
+
+def _decode(response: httpx.Response, method: str, where: Where, user: str) -> Any:
+    if response.is_success:
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise BadResponse(
+                f"{method} {_describe(where)}: HTTP {response.status_code} with a body that is "
+                f"not JSON ({_body_hint(response)})", status=response.status_code,
+                url=str(response.url)) from None
+    raise _error_for(response, method, where, user)
+
+
+_ERRORS: dict[int, Callable[..., ApiError]] = {
+    401: AuthError, 403: PermissionDenied, 404: NotFound, 429: RateLimited,
+}
+
+
+def _error_for(response: httpx.Response, method: str, where: Where, user: str) -> ApiError:
+    status = response.status_code
+    detail = _detail(response)
+    subject = _describe(where)
+    if status == 401:
+        message = f"management server refused user {user!r}: {detail}"
+    elif status == 403:
+        action = "read" if method == "GET" else "change"
+        message = f"user {user!r} may not {action} {subject}: {detail}"
+    elif status == 404:
+        message = f"{subject} not found (unknown id, or it belongs to another bond): {detail}"
+    else:
+        message = f"{method} {subject}: HTTP {status}: {detail}"
+    cls = _ERRORS.get(status) or (ServerError if status >= 500 else BadRequest)
+    return cls(message, status=status, ref=where if isinstance(where, ObjectRef) else None,
+               url=str(response.url), retry_after=_retry_after(response))
+
+
+def _parse_object(data: Any, bond_id: int, kind: Kind,
+                  expected: ObjectRef | None = None) -> RoutingObject:
+    where = str(expected) if expected else f"an item of bond {bond_id} {kind.value}"
+    if not isinstance(data, dict):
+        raise BadResponse(f"{where}: expected a JSON object, got {_shape(data)}", ref=expected)
+    object_id = data.get("id")
+    if not isinstance(object_id, int) or isinstance(object_id, bool):
+        raise BadResponse(f"{where}: 'id' is {_shape(object_id)}, not a whole number", ref=expected)
+    if expected is not None and object_id != expected.id:
+        raise BadResponse(f"{where}: server answered with object {object_id}", ref=expected)
+    ref = ObjectRef(bond_id, kind, object_id)
+    enabled = data.get("enabled")
+    if not isinstance(enabled, bool):
+        raise BadResponse(f"{ref}: 'enabled' is {_shape(enabled)}, not true or false", ref=ref)
+    address = data.get(kind.address_field)
+    if address is not None and not isinstance(address, str):
+        raise BadResponse(f"{ref}: '{kind.address_field}' is {_shape(address)}, not text", ref=ref)
+    return RoutingObject(ref, enabled, address or None)
+
+
+def _detail(response: httpx.Response) -> str:
+    """The server's reason in one line: DRF's detail, field errors, or a hint of the body."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _body_hint(response)
+    if isinstance(body, dict):
+        if isinstance(body.get("detail"), str):
+            return _one_line(body["detail"])
+        return _one_line("; ".join(f"{k}: {_flatten(v)}" for k, v in body.items())) or "{}"
+    return _one_line(_flatten(body)) or _body_hint(response)
+
+
+def _flatten(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(_flatten(v) for v in value)
+    return str(value)
+
+
+def _body_hint(response: httpx.Response) -> str:
+    content_type = response.headers.get("content-type", "").split(";")[0].strip()
+    if "html" in content_type or response.text.lstrip()[:1] == "<":
+        return f"an HTML page{', ' + content_type if content_type else ''}"
+    text = _one_line(response.text)
+    return repr(text[:60] + ("..." if len(text) > 60 else "")) if text else "an empty body"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        from datetime import datetime, timezone
+        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+def _describe(where: Where) -> str:
+    if isinstance(where, ObjectRef):
+        return str(where)
+    bond_id, kind = where
+    return f"the {kind.label}s of bond {bond_id}"
+
+
+def _shape(value: Any) -> str:
+    if value is None:
+        return "missing"
+    names = {dict: "an object", list: "a list", str: "text", bool: "a boolean"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:200]
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+

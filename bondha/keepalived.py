@@ -1,0 +1,61 @@
+"""keepalived's side: notify arguments -> an event -> the role to make active.
+
+The how-to's convention: the same config on both bonders, priority 10 marks
+the master bonder, and only a MASTER transition acts. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+import attrs
+
+from .errors import UsageError
+from .model import Role
+
+__all__ = ["MASTER_PRIORITY", "Event", "State", "parse_notify_args", "role_for"]
+
+MASTER_PRIORITY = 10
+
+
+class State(enum.Enum):
+    MASTER = "MASTER"
+    BACKUP = "BACKUP"
+    FAULT = "FAULT"
+    STOP = "STOP"
+
+
+@attrs.frozen
+class Event:
+    """One keepalived transition: ``TYPE NAME STATE PRIORITY``."""
+
+    type: str
+    name: str
+    state: State
+    priority: int
+
+
+def parse_notify_args(args: Sequence[str]) -> Event:
+    """Validate keepalived's four notify arguments (TYPE and NAME are not used to decide)."""
+    if len(args) != 4:
+        raise UsageError(f"notify takes 4 arguments TYPE NAME STATE PRIORITY "
+                         f"(e.g. INSTANCE VI_1 MASTER 10), got {len(args)}: {' '.join(args)!r}")
+    kind, name, state_text, priority_text = (a.strip() for a in args)
+    if not kind or not name:
+        raise UsageError("notify: TYPE and NAME must not be empty")
+    try:
+        state = State(state_text.upper())
+    except ValueError:
+        raise UsageError(f"notify: unknown STATE {state_text!r}; expected one of "
+                         f"{', '.join(s.value for s in State)}") from None
+    if not priority_text.isdigit() or not 0 <= int(priority_text) <= 255:
+        raise UsageError(f"notify: PRIORITY {priority_text!r} is not a whole number from 0 to 255")
+    return Event(kind, name, state, int(priority_text))
+
+
+def role_for(event: Event) -> Role | None:
+    """The bond this node makes active, or None where the event asks for no write."""
+    if event.state is not State.MASTER:
+        return None
+    return Role.MASTER if event.priority == MASTER_PRIORITY else Role.BACKUP

@@ -1,0 +1,191 @@
+"""Pure planning: (pair, desired role, live objects) -> an ordered :class:`Plan`.
+
+Objects are grouped into floating addresses by the address the server
+reports, never by their position in the config. Within an address the
+disables (inactive bond) come before the enables (active bond), so that no
+prefix of a plan, applied in order, ever leaves an address enabled on both
+bonds. Addresses are independent of each other, which is what lets the
+apply step run them concurrently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from .model import Kind, ObjectRef, Pair, Role, RoutingObject
+
+__all__ = [
+    "PLAN_SCHEMA",
+    "Change",
+    "FloatingAddress",
+    "Plan",
+    "Step",
+    "desired_state",
+    "group_addresses",
+    "make_plan",
+]
+
+PLAN_SCHEMA = "bondha.plan/1"
+
+Live = Mapping[ObjectRef, RoutingObject]
+
+
+@attrs.frozen
+class Change:
+    """One write: ``PATCH {"enabled": enabled}`` on ``ref``."""
+
+    ref: ObjectRef
+    enabled: bool
+    address: str | None = None
+
+    @property
+    def verb(self) -> str:
+        return "enable" if self.enabled else "disable"
+
+    def __str__(self) -> str:
+        where = f" ({self.address})" if self.address else ""
+        return f"{self.verb} {self.ref}{where}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bond_id": self.ref.bond_id,
+            "kind": self.ref.kind.value,
+            "id": self.ref.id,
+            "enabled": self.enabled,
+            "address": self.address,
+        }
+
+
+@attrs.frozen
+class FloatingAddress:
+    """Every configured object of one kind that carries one address, on either bond.
+
+    An object whose address the server did not report floats alone (``address`` None).
+    """
+
+    kind: Kind
+    address: str | None
+    objects: tuple[RoutingObject, ...]
+
+    def enabled_on(self) -> tuple[int, ...]:
+        """The bonds on which this address is enabled, sorted."""
+        return tuple(sorted({o.ref.bond_id for o in self.objects if o.enabled}))
+
+    @property
+    def name(self) -> str:
+        return self.address or f"#{self.objects[0].ref.id}"
+
+
+@attrs.frozen
+class Step:
+    """The changes of one address, to be applied in this order (disables first)."""
+
+    kind: Kind
+    address: str | None
+    changes: tuple[Change, ...]
+
+    @property
+    def disables(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if not c.enabled)
+
+    @property
+    def enables(self) -> tuple[Change, ...]:
+        return tuple(c for c in self.changes if c.enabled)
+
+
+@attrs.frozen
+class Plan:
+    """An immutable, ordered set of writes that makes ``role``'s bond the active one.
+
+    Falsy when there is nothing to do.
+    """
+
+    role: Role
+    active_bond_id: int
+    steps: tuple[Step, ...] = ()
+    unchanged: tuple[ObjectRef, ...] = ()
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        """Every write, in an order that is safe to apply one after the other."""
+        return tuple(c for step in self.steps for c in step.changes)
+
+    def __bool__(self) -> bool:
+        return bool(self.steps)
+
+    def __len__(self) -> int:
+        return sum(len(s.changes) for s in self.steps)
+
+    def summary(self) -> str:
+        counts: dict[tuple[str, int], int] = {}
+        for change in self.changes:
+            key = (change.verb, change.ref.bond_id)
+            counts[key] = counts.get(key, 0) + 1
+        parts = [f"{n} to {verb} on bond {bond}" for (verb, bond), n in sorted(
+            counts.items(), key=lambda item: (item[0][0] != "disable", item[0][1]))]
+        parts.append(f"{len(self.unchanged)} already right")
+        return ", ".join(parts)
+
+    def render(self) -> str:
+        """The plan as an operator reads it: one line per address, then a summary."""
+        head = f"Plan: make bond {self.active_bond_id} ({self.role.value}) active"
+        if not self:
+            return f"{head}: nothing to do, {len(self.unchanged)} objects already right."
+        lines = [f"{head}:"]
+        for step in self.steps:
+            actions = ", then ".join(
+                f"{c.verb} {c.ref.id} on bond {c.ref.bond_id}" for c in step.changes)
+            lines.append(f"  {step.kind.label} {step.address or '(no address)'}: {actions}")
+        lines.append(f"Summary: {self.summary()}.")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": PLAN_SCHEMA,
+            "active": self.role.value,
+            "active_bond_id": self.active_bond_id,
+            "changes": [c.to_json() for c in self.changes],
+            "unchanged": len(self.unchanged),
+        }
+
+
+def desired_state(pair: Pair, role: Role) -> dict[ObjectRef, bool]:
+    """Every configured object mapped to whether it should be enabled."""
+    active = pair.side(role).bond_id
+    return {ref: ref.bond_id == active for ref in pair.refs()}
+
+
+def group_addresses(objects: Iterable[RoutingObject]) -> tuple[FloatingAddress, ...]:
+    """Group objects into floating addresses, in a deterministic order."""
+    groups: dict[tuple[Kind, str], list[RoutingObject]] = {}
+    for obj in sorted(objects, key=lambda o: o.ref):
+        key = (obj.ref.kind, obj.address if obj.address is not None else f"#{obj.ref}")
+        groups.setdefault(key, []).append(obj)
+    ordered = sorted(groups.values(), key=lambda objs: (objs[0].ref.kind, objs[0].ref))
+    return tuple(
+        FloatingAddress(objs[0].ref.kind, objs[0].address, tuple(objs)) for objs in ordered
+    )
+
+
+def make_plan(pair: Pair, role: Role, live: Live) -> Plan:
+    """The writes that take ``live`` to the state where ``role``'s bond is active.
+
+    ``live`` must hold every configured object (the read step guarantees it).
+    """
+    want = desired_state(pair, role)
+    missing = [str(ref) for ref in want if ref not in live]
+    if missing:
+        raise ValueError(f"live state lacks {', '.join(missing)}")
+    steps: list[Step] = []
+    unchanged: list[ObjectRef] = []
+    for floating in group_addresses(live[ref] for ref in want):
+        wrong = [o for o in floating.objects if o.enabled != want[o.ref]]
+        unchanged.extend(o.ref for o in floating.objects if o.enabled == want[o.ref])
+        if wrong:
+            ordered = sorted(wrong, key=lambda o: (want[o.ref], o.ref))  # disables first
+            steps.append(Step(floating.kind, floating.address, tuple(
+                Change(o.ref, want[o.ref], o.address) for o in ordered)))
+    return Plan(role, pair.side(role).bond_id, tuple(steps), tuple(sorted(unchanged)))

@@ -1,0 +1,107 @@
+"""When and how long to retry a call to the management server.
+
+The only module that imports tenacity (as stamina does): the rest of bondha
+sees a small frozen :class:`RetryPolicy` and one function, :func:`call`.
+Only what another attempt can fix is retried (``ApiError.retryable``:
+transport faults, 5xx, 429); a server's ``Retry-After`` is honoured; the last
+error is re-raised unchanged so its message reaches the operator.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable
+from typing import Callable, TypeVar
+
+import attrs
+import tenacity
+
+from .errors import ApiError
+
+__all__ = ["RetryPolicy", "call"]
+
+T = TypeVar("T")
+log = logging.getLogger("bondha.retry")
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How often and how patiently one API call is retried.
+
+    ``attempts`` counts every try, the first included (the config's ``attempts``).
+    The first wait is ``delay`` (the config's ``attempt_delay``), doubling up to
+    ``max_delay``, each wait spread by up to ``jitter`` of itself so that both
+    bonders do not hammer the server in step. ``deadline_at`` (a
+    ``time.monotonic()`` instant) ends the retrying early: no wait ever
+    crosses it.
+    """
+
+    attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    delay: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
+    max_delay: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    jitter: float = attrs.field(default=0.25, validator=attrs.validators.and_(
+        attrs.validators.ge(0), attrs.validators.le(1)))
+    deadline_at: float | None = None
+
+    def with_deadline(self, deadline_at: float | None) -> RetryPolicy:
+        return attrs.evolve(self, deadline_at=deadline_at)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline, or None when there is none."""
+        if self.deadline_at is None:
+            return None
+        return max(0.0, self.deadline_at - time.monotonic())
+
+
+def _wait(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], float]:
+    def wait(state: tenacity.RetryCallState) -> float:
+        backoff = min(policy.max_delay, policy.delay * 2 ** (state.attempt_number - 1))
+        backoff *= 1 + random.uniform(-policy.jitter, policy.jitter)  # noqa: S311 - not crypto
+        error = state.outcome.exception() if state.outcome else None
+        retry_after = error.retry_after if isinstance(error, ApiError) else None
+        return float(max(backoff, retry_after or 0.0))
+
+    return wait
+
+
+def _stop(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], bool]:
+    def stop(state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number >= policy.attempts:
+            return True
+        # tenacity computes the coming wait before asking us: never sleep past the deadline.
+        return policy.deadline_at is not None and (
+            time.monotonic() + state.upcoming_sleep >= policy.deadline_at
+        )
+
+    return stop
+
+
+def _log_retry(what: str) -> Callable[[tenacity.RetryCallState], None]:
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        log.warning("%s failed (attempt %d): %s; retrying in %.1fs",
+                    what, state.attempt_number, error, state.upcoming_sleep)
+
+    return before_sleep
+
+
+async def call(policy: RetryPolicy, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+    """Await ``fn()`` until it succeeds, fails for good, or the policy gives up.
+
+    ``what`` names the operation in the log line of each retry.
+    """
+    retrying = tenacity.AsyncRetrying(
+        stop=_stop(policy),
+        wait=_wait(policy),
+        retry=tenacity.retry_if_exception(lambda e: isinstance(e, ApiError) and e.retryable),
+        before_sleep=_log_retry(what),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            result = await fn()
+        if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
+            return result
+    raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover

@@ -1,0 +1,63 @@
+"""Shared fixtures: a running stand-in management server and configs that point at it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bondha.config import Config, load_config
+from bondha.testing import Fixture, StandInServer, example_fixture
+
+ROOT = Path(__file__).resolve().parent.parent
+HOOK = ROOT / "hooks" / "swap-active-bond"
+
+# Tests must not write to the machine's syslog.
+os.environ["BONDHA_SYSLOG"] = "0"
+
+
+@pytest.fixture
+def fixture() -> Fixture:
+    return example_fixture()
+
+
+@pytest.fixture
+def server(fixture: Fixture) -> Iterator[StandInServer]:
+    with StandInServer(fixture) as running:
+        yield running
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def config_path(server: StandInServer, fixture: Fixture, tmp_path: Path) -> Path:
+    return write_config(tmp_path / "swap-active-bond.conf",
+                        fixture.config_text(server.url, attempt_delay=0.01, timeout=5))
+
+
+@pytest.fixture
+def config(config_path: Path) -> Config:
+    return load_config(config_path)
+
+
+def run(*args: str, config: Path | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a command line (``bondha ...`` or the hook) as a separate process."""
+    full_env = {**os.environ, "BONDHA_SYSLOG": "0", **(env or {})}
+    if config is not None:
+        full_env["BONDHA_CONFIG"] = str(config)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          env=full_env, timeout=60, check=False)
+
+
+def bondha(*args: str, config: Path | None = None,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return run("-m", "bondha", *args, config=config, env=env)

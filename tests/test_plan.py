@@ -1,0 +1,122 @@
+"""Properties of the pure planner: convergence, idempotence, and never two bonds at once."""
+
+from __future__ import annotations
+
+import json
+
+import attrs
+from hypothesis import given
+
+from bondha.model import BondSide, Kind, ObjectRef, Pair, Role, RoutingObject
+from bondha.plan import Change, Plan, desired_state, group_addresses, make_plan
+from tests.strategies import pairs_and_live, roles
+
+Live = dict[ObjectRef, RoutingObject]
+
+
+def apply(live: Live, changes: tuple[Change, ...]) -> Live:
+    out = dict(live)
+    for change in changes:
+        out[change.ref] = attrs.evolve(out[change.ref], enabled=change.enabled)
+    return out
+
+
+def overlapping(pair: Pair, live: Live) -> set[tuple[Kind, str]]:
+    """Addresses enabled on both bonds."""
+    bonds: dict[tuple[Kind, str], set[int]] = {}
+    for obj in live.values():
+        if obj.enabled and obj.address is not None:
+            bonds.setdefault((obj.ref.kind, obj.address), set()).add(obj.ref.bond_id)
+    return {key for key, on in bonds.items() if len(on) > 1}
+
+
+@given(pairs_and_live(), roles)
+def test_applying_the_plan_reaches_the_desired_state(case: tuple[Pair, Live], role: Role) -> None:
+    pair, live = case
+    after = apply(live, make_plan(pair, role, live).changes)
+    assert {ref: obj.enabled for ref, obj in after.items()} == desired_state(pair, role)
+
+
+@given(pairs_and_live(), roles)
+def test_planning_again_yields_the_empty_plan(case: tuple[Pair, Live], role: Role) -> None:
+    pair, live = case
+    again = make_plan(pair, role, apply(live, make_plan(pair, role, live).changes))
+    assert not again
+    assert len(again) == 0
+    assert len(again.unchanged) == len(live)
+
+
+@given(pairs_and_live(), roles)
+def test_no_prefix_enables_an_address_on_both_bonds(case: tuple[Pair, Live], role: Role) -> None:
+    pair, live = case
+    plan = make_plan(pair, role, live)
+    before = overlapping(pair, live)
+    changes = plan.changes
+    for n in range(len(changes) + 1):
+        assert overlapping(pair, apply(live, changes[:n])) <= before
+    # Steps run concurrently: each address must also be safe on its own, whatever the others do.
+    for step in plan.steps:
+        for n in range(len(step.changes) + 1):
+            assert overlapping(pair, apply(live, step.changes[:n])) <= before
+
+
+@given(pairs_and_live(), roles)
+def test_plan_holds_only_needed_writes_each_once(case: tuple[Pair, Live], role: Role) -> None:
+    pair, live = case
+    plan = make_plan(pair, role, live)
+    want = desired_state(pair, role)
+    refs = [c.ref for c in plan.changes]
+    assert len(refs) == len(set(refs))
+    assert all(live[c.ref].enabled != c.enabled == want[c.ref] for c in plan.changes)
+    assert set(refs) | set(plan.unchanged) == set(live)
+    addresses = [(s.kind, s.address) for s in plan.steps if s.address is not None]
+    assert len(addresses) == len(set(addresses)), "an address is split over two steps"
+
+
+@given(pairs_and_live(), roles)
+def test_json_has_one_entry_per_write(case: tuple[Pair, Live], role: Role) -> None:
+    pair, live = case
+    plan = make_plan(pair, role, live)
+    data = json.loads(json.dumps(plan.to_json()))
+    assert data["schema"] == "bondha.plan/1"
+    assert [(c["bond_id"], c["kind"], c["id"], c["enabled"]) for c in data["changes"]] == [
+        (c.ref.bond_id, c.ref.kind.value, c.ref.id, c.enabled) for c in plan.changes]
+
+
+def _pair() -> tuple[Pair, Live]:
+    # Listed in a different order on the two bonds: pairing must follow the address.
+    pair = Pair(BondSide(1, connected_ip_ids=(1, 2), route_ids=(7,)),
+                BondSide(3, connected_ip_ids=(5, 4), route_ids=(8,)))
+    objs = [
+        RoutingObject(ObjectRef(1, Kind.CONNECTED_IP, 1), True, "203.0.113.1/30"),
+        RoutingObject(ObjectRef(1, Kind.CONNECTED_IP, 2), True, "2001:DB8::1/64"),
+        RoutingObject(ObjectRef(3, Kind.CONNECTED_IP, 4), False, "203.0.113.1/30"),
+        RoutingObject(ObjectRef(3, Kind.CONNECTED_IP, 5), False, "2001:db8::1/64"),
+        RoutingObject(ObjectRef(1, Kind.ROUTE, 7), True, "198.51.100.0/24"),
+        RoutingObject(ObjectRef(3, Kind.ROUTE, 8), False, "198.51.100.0/24"),
+    ]
+    return pair, {o.ref: o for o in objs}
+
+
+def test_objects_pair_by_address_not_by_position() -> None:
+    _, live = _pair()
+    groups = group_addresses(live.values())
+    assert [(g.address, [o.ref.id for o in g.objects]) for g in groups] == [
+        ("203.0.113.1/30", [1, 4]), ("2001:db8::1/64", [2, 5]), ("198.51.100.0/24", [7, 8])]
+
+
+def test_failover_plan_disables_then_enables_each_address() -> None:
+    pair, live = _pair()
+    plan = make_plan(pair, Role.BACKUP, live)
+    assert [(c.ref.id, c.enabled) for c in plan.changes] == [
+        (1, False), (4, True), (2, False), (5, True), (7, False), (8, True)]
+    assert plan.summary() == "3 to disable on bond 1, 3 to enable on bond 3, 0 already right"
+    assert "connected IP 203.0.113.1/30: disable 1 on bond 1, then enable 4 on bond 3" in (
+        plan.render())
+
+
+def test_converged_pair_gives_the_empty_plan() -> None:
+    pair, live = _pair()
+    plan = make_plan(pair, Role.MASTER, live)
+    assert plan == Plan(Role.MASTER, 1, (), tuple(sorted(live)))
+    assert "nothing to do, 6 objects already right" in plan.render()

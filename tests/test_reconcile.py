@@ -1,0 +1,166 @@
+"""The library against the stand-in server over HTTP: failover, failback, idempotence, refusals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import pytest
+
+import bondha
+from bondha.config import Config
+from bondha.model import Kind, Role, Secret
+from bondha.testing import Fault, StandInServer, User, pair_fixture
+
+
+def enabled_bonds(server: StandInServer, config: Config) -> dict[tuple[Kind, str], set[int]]:
+    """For every configured floating address, the bonds on which the server has it enabled."""
+    out: dict[tuple[Kind, str], set[int]] = {}
+    for ref in config.pair.refs():
+        obj = server.get_object(ref.bond_id, ref.kind, ref.id)
+        key = (ref.kind, obj[ref.kind.address_field])
+        out.setdefault(key, set())
+        if obj["enabled"]:
+            out[key].add(ref.bond_id)
+    return out
+
+
+def writes(server: StandInServer) -> int:
+    return len(server.stats().writes)
+
+
+def test_failover_moves_every_address_and_never_overlaps(server: StandInServer,
+                                                        config: Config) -> None:
+    result = bondha.reconcile(config, Role.BACKUP)
+    assert result.converged
+    assert len(result.done) == 6
+    assert set(map(frozenset, enabled_bonds(server, config).values())) == {frozenset({3})}
+    report = server.address_report()
+    assert report.overlap_moments == 0
+    assert writes(server) == 6
+
+
+def test_failback_and_rerun_writes_nothing(server: StandInServer, config: Config) -> None:
+    bondha.reconcile(config, Role.BACKUP)
+    result = bondha.reconcile(config, Role.MASTER)
+    assert [c.ref.bond_id for c in result.done if not c.enabled] == [3, 3, 3]
+    assert set(map(frozenset, enabled_bonds(server, config).values())) == {frozenset({1})}
+    before = writes(server)
+    again = bondha.reconcile(config, Role.MASTER)
+    assert again.converged
+    assert not again.plan
+    assert writes(server) == before
+    assert server.address_report().overlap_moments == 0
+
+
+def test_dry_run_writes_nothing(server: StandInServer, config: Config) -> None:
+    result = bondha.reconcile(config, Role.BACKUP, dry_run=True)
+    assert len(result.plan) == 6
+    assert result.done == ()
+    assert writes(server) == 0
+
+
+def test_partial_state_only_writes_what_differs(server: StandInServer, config: Config) -> None:
+    server.set_enabled(3, Kind.ROUTE, 8, True)  # someone half-did a failover by hand: overlap
+    server.set_enabled(1, Kind.ROUTE, 7, False)
+    result = bondha.reconcile(config, Role.BACKUP)
+    assert result.converged
+    assert len(result.done) == 4
+    assert sorted(r.id for r in result.plan.unchanged) == [7, 8]
+
+
+@pytest.mark.parametrize(("change", "error", "culprit"), [
+    ({"password": Secret("wrong")}, bondha.AuthError, "ha@example.net"),
+    ({"user": "nobody@example.net"}, bondha.AuthError, "nobody@example.net"),
+])
+def test_wrong_credentials_refused_before_any_write(server: StandInServer, config: Config,
+                                                    change: dict[str, Any],
+                                                    error: type[Exception], culprit: str) -> None:
+    bad = attrs.evolve(config, api=attrs.evolve(config.api, **change))
+    with pytest.raises(error) as info:
+        bondha.reconcile(bad, Role.BACKUP)
+    assert culprit in str(info.value)
+    assert "wrong" not in str(info.value)
+    assert writes(server) == 0
+
+
+def test_unknown_id_refused_naming_id_and_bond(server: StandInServer, config: Config) -> None:
+    backup = attrs.evolve(config.pair.backup, route_ids=(8, 99))
+    bad = attrs.evolve(config, pair=attrs.evolve(config.pair, backup=backup))
+    with pytest.raises(bondha.NotFound) as info:
+        bondha.reconcile(bad, Role.BACKUP)
+    assert "route 99 on bond 3" in str(info.value)
+    assert writes(server) == 0
+
+
+def test_id_of_the_other_bond_is_not_found(server: StandInServer, config: Config) -> None:
+    backup = attrs.evolve(config.pair.backup, route_ids=(7,))  # 7 lives on bond 1
+    bad = attrs.evolve(config, pair=attrs.evolve(config.pair, backup=backup))
+    with pytest.raises(bondha.NotFound, match="route 7 on bond 3"):
+        bondha.reconcile(bad, Role.BACKUP)
+    assert writes(server) == 0
+
+
+def test_forbidden_bond_refused_before_any_write(config: Config, tmp_path: object) -> None:
+    fixture = attrs.evolve(pair_fixture(2), users=(
+        User("narrow@example.net", "pw", bonds=frozenset({1})),))
+    with StandInServer(fixture) as server:
+        api = attrs.evolve(config.api, base_url=server.url, user="narrow@example.net",
+                           password=Secret("pw"))
+        narrow = attrs.evolve(config, api=api, pair=fixture.pair())
+        with pytest.raises(bondha.PermissionDenied, match="bond 2"):
+            bondha.reconcile(narrow, Role.BACKUP)
+        assert writes(server) == 0
+
+
+def test_paginated_lists_are_followed(config: Config) -> None:
+    fixture = pair_fixture(7)
+    with StandInServer(fixture, page_size=3) as server:
+        cfg = attrs.evolve(config, api=attrs.evolve(config.api, base_url=server.url),
+                           pair=fixture.pair())
+        result = bondha.reconcile(cfg, Role.BACKUP)
+        assert result.converged
+        assert len(result.done) == 42
+        assert server.address_report().overlap_moments == 0
+
+
+def test_collections_not_served_fall_back_to_object_reads(server: StandInServer,
+                                                          config: Config) -> None:
+    server.inject(Fault(method="GET", path=r"/bonds/\d+/\w+/$", status=404,
+                        body='{"detail": "Not found."}'))
+    result = bondha.reconcile(config, Role.BACKUP)
+    assert result.converged
+    assert len(result.done) == 6
+
+
+def test_html_503_is_retried_then_converges(server: StandInServer, config: Config) -> None:
+    server.inject(Fault(method="PATCH", status=503, count=2,
+                        body="<html><body>Service Unavailable</body></html>",
+                        headers={"Content-Type": "text/html"}))
+    result = bondha.reconcile(config, Role.BACKUP)
+    assert result.converged
+    assert server.address_report().overlap_moments == 0
+
+
+def test_failed_disable_holds_back_the_enable(server: StandInServer, config: Config) -> None:
+    server.inject(Fault(method="PATCH", path=r"/bonds/1/routes/7/$", status=503,
+                        body="<html>down</html>"))
+    with pytest.raises(bondha.ApplyError) as info:
+        bondha.reconcile(config, Role.BACKUP)
+    result = info.value.result
+    assert [f.change.ref.id for f in result.failed] == [7]
+    assert [c.ref.id for c in result.skipped] == [8]
+    assert "HTML" in result.failed[0].reason
+    assert server.get_object(3, Kind.ROUTE, 8)["enabled"] is False
+    assert server.address_report().overlap_moments == 0
+    assert len(result.done) == 4  # the other addresses moved
+
+
+@pytest.mark.parametrize("body", ["not json", "[]", '{"id": 1}', '{"id": 1, "enabled": "yes"}'])
+def test_garbage_answers_are_clean_errors(server: StandInServer, config: Config,
+                                          body: str) -> None:
+    server.inject(Fault(method="GET", status=200, body=body))
+    with pytest.raises(bondha.BadResponse) as info:
+        bondha.reconcile(config, Role.BACKUP)
+    assert "\n" not in str(info.value)
+    assert writes(server) == 0
