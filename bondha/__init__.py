@@ -11,7 +11,9 @@ with retries, and the result is read back and verified::
 
 from __future__ import annotations
 
-from .client import ApiClient
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .config import ApiSettings, Config, load_config, parse_config
 from .errors import (
     ApiError,
@@ -32,8 +34,23 @@ from .errors import (
 )
 from .model import BondSide, Kind, ObjectRef, Pair, Role, RoutingObject, Secret
 from .plan import Change, Plan, Step, make_plan
-from .reconcile import Failure, Result, areconcile, read_live, reconcile
-from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from .client import ApiClient
+    from .reconciler import Failure, Result, areconcile, read_live, reconcile
+    from .retry import RetryPolicy
+
+# The pure layers above load eagerly; these pull in httpx and tenacity, so they load on
+# first use: importing bondha.model or bondha.testing stays free of the HTTP stack.
+_LAZY = {
+    "ApiClient": "client",
+    "Failure": "reconciler",
+    "Result": "reconciler",
+    "RetryPolicy": "retry",
+    "areconcile": "reconciler",
+    "read_live": "reconciler",
+    "reconcile": "reconciler",
+}
 
 __all__ = [
     "ApiClient",
@@ -77,3 +94,16 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bondha' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -66,7 +66,7 @@ def _role(args: argparse.Namespace) -> Role:
 
 def _reconcile(args: argparse.Namespace, role: Role, *, dry_run: bool) -> int:
     from .errors import ApplyError
-    from .reconcile import reconcile
+    from .reconciler import reconcile
 
     config = _load(args)
     try:
@@ -89,7 +89,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from .reconcile import read_live
+    from .reconciler import read_live
     from .status import STATUS_SCHEMA, address_status, render_status
 
     config = _load(args)
@@ -104,7 +104,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .reconcile import read_live
+    from .reconciler import read_live
     from .status import pair_findings
 
     config = _load(args)

@@ -12,7 +12,7 @@ from pathlib import Path
 from .cli import emit
 from .config import load_config
 from .model import Role
-from .reconcile import read_live, reconcile
+from .reconciler import read_live, reconcile
 from .status import address_status, render_status
 from .testing import StandInServer, example_fixture
 

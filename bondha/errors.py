@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .model import ObjectRef
-    from .reconcile import Result
+    from .reconciler import Result
 
 
 class BondhaError(Exception):

@@ -13,6 +13,9 @@ from collections.abc import Iterator
 
 import attrs
 
+__all__ = ["BondSide", "Kind", "ObjectRef", "Pair", "Role", "RoutingObject", "Secret",
+           "normalize_address"]
+
 
 class Kind(enum.Enum):
     """The three kinds of floating routing object; the value is the URL segment."""
