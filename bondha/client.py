@@ -64,6 +64,7 @@ class ApiClient:
         pool_size: int = DEFAULT_POOL_SIZE,
     ) -> None:
         self.settings = settings
+        self.pool_size = pool_size
         self.policy = policy or RetryPolicy(settings.attempts, settings.attempt_delay)
         self.counters = Counters()
         self._http = httpx.AsyncClient(

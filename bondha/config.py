@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_CONFIG_PATH",
     "ApiSettings",
     "Config",
+    "HaSettings",
     "config_path",
     "load_config",
     "parse_config",
@@ -61,11 +62,19 @@ class ApiSettings:
 
 
 @attrs.frozen
+class HaSettings:
+    """How bondha itself behaves: the optional ``[bondha]`` section, unknown to the old script."""
+
+    pool_size: int = 8  # connections to the management server at most, and writes in flight
+    deadline: float = 30.0  # seconds one reconcile may take, retries included
+
+@attrs.frozen
 class Config:
     """A validated configuration: the server, the pair, and what was worth a warning."""
 
     api: ApiSettings
     pair: Pair
+    ha: HaSettings = HaSettings()
     source: Path | None = None
     warnings: tuple[str, ...] = ()
 
@@ -113,15 +122,17 @@ def parse_config(text: str, source: Path | None = None) -> Config:
     values = _Values(sections, defaults)
     api = _read_api(report, values)
     pair = _read_pair(report, values)
+    ha = _read_ha(report, values)
     if api is None or pair is None or report.errors:
         raise ConfigError(*report.errors)
-    return Config(api=api, pair=pair, source=source, warnings=tuple(report.warnings))
+    return Config(api=api, pair=pair, ha=ha, source=source, warnings=tuple(report.warnings))
 
 
 # --- the format --------------------------------------------------------------------------------
 
 _ADMIN = "bondingadmin"
 _BOND = "bond"
+_HA = "bondha"
 _DEFAULT = "DEFAULT"
 # configparser's default section silently feeds every other section. A name no header can
 # spell (a header is one line) makes [DEFAULT] an ordinary section, so that we can both honour
@@ -146,6 +157,7 @@ _KNOWN: dict[str, tuple[str, ...]] = {
         for role in Role
         for option in (_bond_option(role), *(_ids_option(role, kind) for kind in Kind))
     ),
+    _HA: tuple(attrs.fields_dict(HaSettings)),
 }
 _REQUIRED_HINT = {
     _ADMIN: "it sets host, user and passwd",
@@ -335,10 +347,16 @@ def _convert(report: _Report, value: _Value, convert: Callable[[str], _T]) -> _T
 
 
 def _optional(
-    report: _Report, values: _Values, option: str, convert: Callable[[str], _T], default: _T
+    report: _Report,
+    values: _Values,
+    option: str,
+    convert: Callable[[str], _T],
+    default: _T,
+    *,
+    section: str = _ADMIN,
 ) -> _T:
     """The converted value, or the default when absent (or, after an error, as a stand-in)."""
-    value = values.get(_ADMIN, option)
+    value = values.get(section, option)
     if value is None:
         return default
     if not value.text:
@@ -608,3 +626,27 @@ def _check_kind(
             f"master has {_count(len(master), kind)}, backup has {_count(len(backup), kind)}; "
             "accepted as the old script did, but check that no id is missing",
         )
+
+
+# --- [bondha] ----------------------------------------------------------------------------------
+
+_HA_DEFAULTS = HaSettings()
+
+
+def _pool_size(text: str) -> int:
+    number = _attempts(text)
+    if number > 100:
+        raise _Invalid("must be 100 or less; a management server is no load-test target")
+    return number
+
+
+def _read_ha(report: _Report, values: _Values) -> HaSettings:
+    """The optional [bondha] section; absent means every default."""
+    return HaSettings(
+        pool_size=_optional(
+            report, values, "pool_size", _pool_size, _HA_DEFAULTS.pool_size, section=_HA
+        ),
+        deadline=_optional(
+            report, values, "deadline", _timeout, _HA_DEFAULTS.deadline, section=_HA
+        ),
+    )

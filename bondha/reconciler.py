@@ -18,11 +18,12 @@ from typing import Any, Callable, TypeVar
 import attrs
 import httpx
 
-from .client import DEFAULT_POOL_SIZE, ApiClient
+from .client import ApiClient
 from .config import Config
 from .errors import ApiError, ApplyError, BadRequest, NotFound, PermissionDenied
 from .model import Kind, ObjectRef, Pair, Role, RoutingObject
 from .plan import Change, Plan, make_plan
+from .retry import RetryPolicy
 
 __all__ = ["Failure", "Result", "aread_live", "areconcile", "read_live", "reconcile"]
 
@@ -134,14 +135,14 @@ async def _read_kind(api: ApiClient, bond_id: int, kind: Kind, ids: tuple[int, .
     return listed
 
 
-async def aread_live(api: ApiClient, pair: Pair, limit: int = DEFAULT_POOL_SIZE) -> Live:
+async def aread_live(api: ApiClient, pair: Pair) -> Live:
     """Read every configured object of the pair, collections concurrently."""
     jobs = [
         functools.partial(_read_kind, api, side.bond_id, kind, side.ids(kind))
         for side in (pair.master, pair.backup) for kind in Kind if side.ids(kind)
     ]
     live: Live = {}
-    for part in await _gather_limited(limit, jobs):
+    for part in await _gather_limited(api.pool_size, jobs):
         live.update(part)
     return live
 
@@ -175,9 +176,9 @@ async def _apply_step(api: ApiClient, changes: tuple[Change, ...], out: _Outcome
             out.done.append(change)
 
 
-async def apply_plan(api: ApiClient, plan: Plan, limit: int = DEFAULT_POOL_SIZE) -> _Outcome:
+async def apply_plan(api: ApiClient, plan: Plan) -> _Outcome:
     out = _Outcome()
-    await _gather_limited(limit, [
+    await _gather_limited(api.pool_size, [
         functools.partial(_apply_step, api, step.changes, out) for step in plan.steps])
     return out
 
@@ -185,8 +186,12 @@ async def apply_plan(api: ApiClient, plan: Plan, limit: int = DEFAULT_POOL_SIZE)
 # -- the entry points ------------------------------------------------------------
 
 def _client(config: Config, transport: httpx.AsyncBaseTransport | None,
-            pool_size: int) -> ApiClient:
-    return ApiClient(config.api, transport=transport, pool_size=pool_size)
+            pool_size: int | None) -> ApiClient:
+    """A client whose retries all end by the config's deadline, counted from now."""
+    policy = RetryPolicy(config.api.attempts, config.api.attempt_delay,
+                         deadline_at=time.monotonic() + config.ha.deadline)
+    return ApiClient(config.api, policy=policy, transport=transport,
+                     pool_size=pool_size or config.ha.pool_size)
 
 
 async def areconcile(
@@ -195,18 +200,18 @@ async def areconcile(
     *,
     dry_run: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
-    pool_size: int = DEFAULT_POOL_SIZE,
+    pool_size: int | None = None,
 ) -> Result:
     """Make ``role``'s bond the active one; see :func:`reconcile`."""
     started = time.monotonic()
     async with _client(config, transport, pool_size) as api:
-        live = await aread_live(api, config.pair, pool_size)  # preflight: raises before writes
+        live = await aread_live(api, config.pair)  # preflight: raises before writes
         plan = make_plan(config.pair, role, live)
         log.info("bond %d (%s) to be active: %s", plan.active_bond_id, role.value, plan.summary())
         if dry_run or not plan:
             return Result(plan, dry_run=dry_run, requests=api.counters.reads,
                           seconds=time.monotonic() - started)
-        out = await apply_plan(api, plan, pool_size)
+        out = await apply_plan(api, plan)
         remaining: tuple[Change, ...] = ()
         verify_error = None
         try:
@@ -228,7 +233,7 @@ def reconcile(
     *,
     dry_run: bool = False,
     transport: httpx.AsyncBaseTransport | None = None,
-    pool_size: int = DEFAULT_POOL_SIZE,
+    pool_size: int | None = None,
 ) -> Result:
     """Make ``role``'s bond the active one, verify it, and say what was done.
 
@@ -251,12 +256,12 @@ def read_live(
     config: Config,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    pool_size: int = DEFAULT_POOL_SIZE,
+    pool_size: int | None = None,
 ) -> Live:
     """Read every configured object of the pair (no writes)."""
 
     async def run() -> Live:
         async with _client(config, transport, pool_size) as api:
-            return await aread_live(api, config.pair, pool_size)
+            return await aread_live(api, config.pair)
 
     return asyncio.run(run())

@@ -18,6 +18,7 @@ from bondha.config import (
     DEFAULT_CONFIG_PATH,
     ApiSettings,
     Config,
+    HaSettings,
     config_path,
     load_config,
     parse_config,
@@ -641,6 +642,7 @@ def test_public_names() -> None:
         "DEFAULT_CONFIG_PATH",
         "ApiSettings",
         "Config",
+        "HaSettings",
         "config_path",
         "load_config",
         "parse_config",
@@ -745,3 +747,34 @@ def parse_or_error(text: str) -> Config | ConfigError:
         return parse_config(text, source=SOURCE)
     except ConfigError as error:
         return error
+
+
+# --- [bondha] ----------------------------------------------------------------------------------
+
+
+def test_bondha_section_is_optional_with_defaults() -> None:
+    assert parse_config(render()).ha == HaSettings(pool_size=8, deadline=30.0)
+
+
+def test_bondha_section_values() -> None:
+    config = parse_config(render(extra="[bondha]\npool_size = 16\ndeadline = 12.5\n"))
+    assert config.ha == HaSettings(pool_size=16, deadline=12.5)
+    assert config.warnings == ()
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ("pool_size = 0", "must be 1 or more"),
+    ("pool_size = 500", "must be 100 or less"),
+    ("pool_size = many", "not a whole number"),
+    ("deadline = 0", "more than 0 seconds"),
+    ("deadline = soon", "not a number of seconds"),
+])
+def test_bondha_section_bad_values(line: str, message: str) -> None:
+    problem = only_problem(render(extra=f"[bondha]\n{line}\n"))
+    assert f"[bondha] {line.split(' =', maxsplit=1)[0]}" in problem
+    assert message in problem
+
+
+def test_bondha_section_unknown_option_warns() -> None:
+    config = parse_config(render(extra="[bondha]\npool_sise = 4\n"))
+    assert any("pool_sise" in w and "did you mean pool_size" in w for w in config.warnings)
