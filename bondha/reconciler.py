@@ -222,7 +222,8 @@ async def areconcile(
             if change not in out.skipped and change not in (f.change for f in out.failed):
                 log.error("verification: %s is still needed", change)
         counters = api.counters
-        return Result(plan, False, tuple(out.done), tuple(out.failed), tuple(out.skipped),
+        done = tuple(c for c in plan.changes if c in out.done)  # plan order, not finish order
+        return Result(plan, False, done, tuple(out.failed), tuple(out.skipped),
                       remaining, verify_error, counters.reads + counters.writes,
                       time.monotonic() - started)
 
