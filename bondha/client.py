@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Collection
 from typing import Any, Callable, Union
 from urllib.parse import urljoin, urlsplit
 
@@ -103,14 +104,21 @@ class ApiClient:
     async def set_enabled(self, ref: ObjectRef, enabled: bool) -> RoutingObject:
         """PATCH ``enabled`` and return the object as the server now reports it."""
         body = await self._call("PATCH", self.detail_url(ref), ref, {"enabled": enabled})
+        if body is None:  # 204 No Content: accepted; the verification read will tell
+            return RoutingObject(ref, enabled)
         obj = _parse_object(body, ref.bond_id, ref.kind, ref)
         if obj.enabled != enabled:
             raise BadResponse(f"{ref}: server accepted enabled={enabled} but reports "
                               f"enabled={obj.enabled}", ref=ref)
         return obj
 
-    async def list_objects(self, bond_id: int, kind: Kind) -> list[RoutingObject]:
-        """Every object of one kind on one bond, following pagination."""
+    async def list_objects(self, bond_id: int, kind: Kind,
+                           only: Collection[int] | None = None) -> list[RoutingObject]:
+        """The objects of one kind on one bond, following pagination.
+
+        With ``only``, other items need nothing but an id: objects bondha does not
+        manage may carry fields it does not know, and must not fail the read.
+        """
         url: str | None = self.collection_url(bond_id, kind)
         objects: list[RoutingObject] = []
         seen: set[str] = set()
@@ -120,7 +128,8 @@ class ApiClient:
             seen.add(url)
             body = await self._call("GET", url, (bond_id, kind))
             items, url = self._page(body, bond_id, kind, url)
-            objects.extend(_parse_object(item, bond_id, kind) for item in items)
+            objects.extend(_parse_object(item, bond_id, kind) for item in items
+                           if only is None or _item_id(item, bond_id, kind) in only)
         return objects
 
     def _page(self, body: Any, bond_id: int, kind: Kind, url: str) -> tuple[list[Any], str | None]:
@@ -176,6 +185,8 @@ class ApiClient:
 
 def _decode(response: httpx.Response, method: str, where: Where, user: str) -> Any:
     if response.is_success:
+        if method != "GET" and (response.status_code == 204 or not response.content):
+            return None
         try:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -207,6 +218,15 @@ def _error_for(response: httpx.Response, method: str, where: Where, user: str) -
     cls = _ERRORS.get(status) or (ServerError if status >= 500 else BadRequest)
     return cls(message, status=status, ref=where if isinstance(where, ObjectRef) else None,
                url=str(response.url), retry_after=_retry_after(response))
+
+
+def _item_id(data: Any, bond_id: int, kind: Kind) -> int:
+    """The id of a list item, which every item must have."""
+    object_id = data.get("id") if isinstance(data, dict) else None
+    if not isinstance(object_id, int) or isinstance(object_id, bool):
+        raise BadResponse(f"an item of bond {bond_id} {kind.value}: expected an object with "
+                          f"a whole-number 'id', got {_shape(data)}")
+    return object_id
 
 
 def _parse_object(data: Any, bond_id: int, kind: Kind,

@@ -122,7 +122,7 @@ async def _read_kind(api: ApiClient, bond_id: int, kind: Kind, ids: tuple[int, .
     """The configured objects of one kind on one bond: one list read where the server serves it."""
     wanted = {ObjectRef(bond_id, kind, i) for i in ids}
     try:
-        listed = {o.ref: o for o in await api.list_objects(bond_id, kind) if o.ref in wanted}
+        listed = {o.ref: o for o in await api.list_objects(bond_id, kind, ids)}
     except (NotFound, PermissionDenied, BadRequest) as exc:
         # No list for us here (an older server, a narrow permission): the detail reads
         # below then name the exact id that fails, which is what the operator needs.

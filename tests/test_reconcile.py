@@ -164,3 +164,29 @@ def test_garbage_answers_are_clean_errors(server: StandInServer, config: Config,
         bondha.reconcile(config, Role.BACKUP)
     assert "\n" not in str(info.value)
     assert writes(server) == 0
+
+
+def test_unmanaged_list_items_need_only_an_id(server: StandInServer, config: Config) -> None:
+    odd = ('[{"id": 7, "url": "x", "enabled": true, "network": "198.51.100.0/24"},'
+           ' {"id": 70, "enabled": "maybe", "network": null, "something": "new"}]')
+    server.inject(Fault(method="GET", path=r"/bonds/1/routes/$", status=200, body=odd))
+    result = bondha.reconcile(config, Role.BACKUP, dry_run=True)
+    assert len(result.plan) == 6
+
+
+def test_list_item_without_id_is_a_clean_error(server: StandInServer, config: Config) -> None:
+    server.inject(Fault(method="GET", path=r"/bonds/1/routes/$", status=200,
+                        body='[{"enabled": true}]'))
+    with pytest.raises(bondha.BadResponse, match="whole-number 'id'"):
+        bondha.reconcile(config, Role.BACKUP, dry_run=True)
+
+
+def test_patch_answered_204_is_verified_by_reading_back(server: StandInServer,
+                                                         config: Config) -> None:
+    # The fault answers 204 without applying the write: verification must notice.
+    server.inject(Fault(method="PATCH", path=r"/bonds/3/routes/8/$", status=204, count=1))
+    with pytest.raises(bondha.ApplyError) as info:
+        bondha.reconcile(config, Role.BACKUP)
+    remaining = info.value.result.remaining
+    assert [(c.ref.id, c.enabled) for c in remaining] == [(8, True)]
+    assert writes(server) == 5
