@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from .config import Config
     from .model import Role
+    from .status import NodeState
 
 __all__ = ["main"]
 
@@ -38,6 +39,10 @@ examples:
   bondha notify INSTANCE VI_1 MASTER 10      what keepalived's notify runs
   bondha demo                                a failover against a built-in stand-in server
 """
+
+
+# The values of keepalived.State, spelled out so that building the parser imports nothing.
+KEEPALIVED_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
 
 
 def emit(text: str) -> None:
@@ -88,19 +93,50 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return _reconcile(args, _role(args), dry_run=False)
 
 
+def _node_state(args: argparse.Namespace) -> NodeState | None:
+    """This node's keepalived state, if known.
+
+    Today only ``--keepalived-state``/``--priority`` say it. Hook for the daemon's state
+    file: when neither is given, read the state the daemon recorded and return it here
+    (with ``source`` naming the file).
+    """
+    from .errors import UsageError
+    from .keepalived import State
+    from .status import NodeState
+
+    if args.keepalived_state is None:
+        if args.priority is not None:
+            raise UsageError("status: --priority needs --keepalived-state")
+        return None
+    if args.priority is None:
+        raise UsageError("status: --keepalived-state needs --priority (10 on the master "
+                         "bonder, 1 to 9 on the backup bonder)")
+    return NodeState(State(args.keepalived_state), args.priority)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from .reconciler import read_live
-    from .status import STATUS_SCHEMA, address_status, render_status
+    from .status import address_status, render_status, status_to_json
+    from .terminal import use_colour, watch
 
     config = _load(args)
-    rows = address_status(config.pair, read_live(config))
-    if args.json:
-        _print_json({"schema": STATUS_SCHEMA, "master_bond_id": config.pair.master.bond_id,
-                     "backup_bond_id": config.pair.backup.bond_id,
-                     "addresses": [r.to_json() for r in rows]})
-    else:
-        emit(render_status(config.pair, rows))
-    return 0
+    node = _node_state(args)
+    colour = use_colour(sys.stdout)
+
+    def once() -> str:
+        rows = address_status(config.pair, read_live(config), node)
+        if args.json:
+            return json.dumps(status_to_json(config.pair, rows, node),
+                              indent=None if args.watch else 2)
+        return render_status(config.pair, rows, node=node, colour=colour)
+
+    if args.watch is None:
+        emit(once())
+        return 0
+    return watch(once, args.watch, sys.stdout, count=args.count, clear=colour and not args.json,
+                 header=not args.json,
+                 on_error=lambda exc: json.dumps({"schema": "bondha.error/1", "error": str(exc)})
+                 if args.json else f"cannot read the pair: {exc}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -143,6 +179,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo()
 
 
+def _number(text: str, low: float, high: float, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{what} must be from {low:g} to {high:g}, not {text}")
+    return value
+
+
+def _watch_seconds(text: str) -> float:
+    from .terminal import MAX_WATCH_SECONDS, MIN_WATCH_SECONDS
+
+    return _number(text, MIN_WATCH_SECONDS, MAX_WATCH_SECONDS, "SECONDS")
+
+
+def _priority(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to 255")
+    return int(_number(text, 0, 255, "the priority"))
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bondha",
@@ -176,8 +240,22 @@ def build_parser() -> argparse.ArgumentParser:
             f"bondha {name} --active backup")
         sub.add_argument("--active", required=True, choices=["master", "backup"],
                          help="the bond that should carry the floating addresses")
-    command("status", cmd_status, "show which bond has each floating address enabled",
-            "bondha --json status")
+    status = command("status", cmd_status,
+                     "show which bond has each floating address enabled, one row per address, "
+                     "with a verdict: ok, OVERLAP (both bonds), DARK (neither), UNPAIRED (one "
+                     "bond only), WRONG BOND (not the bond this node's keepalived state says)",
+                     "bondha status --keepalived-state MASTER --priority 10 --watch 2")
+    status.add_argument("--keepalived-state", choices=KEEPALIVED_STATES,
+                        type=str.upper, metavar="STATE",
+                        help="this node's keepalived state (MASTER, BACKUP, FAULT, STOP), "
+                             "to flag addresses live on the other bond")
+    status.add_argument("--priority", type=_priority, metavar="N",
+                        help="this node's keepalived priority (10 marks the master bonder)")
+    status.add_argument("--watch", type=_watch_seconds, metavar="SECONDS",
+                        help="refresh every SECONDS (1 to 3600) until Ctrl-C; with --json, "
+                             "one JSON document per line")
+    status.add_argument("--count", type=_positive, metavar="N",
+                        help="with --watch: stop after N refreshes")
     command("check", cmd_check, "check config, credentials and every configured id (no writes)",
             "bondha --config /etc/bonding/swap-active-bond.conf check")
     notify = command("notify", cmd_notify,
