@@ -159,6 +159,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_discover(args: argparse.Namespace) -> int:
+    from .config import config_path, load_api_settings
+    from .discover import discover
+    from .inifile import write_with_backup
+    from .reconciler import read_bonds
+
+    path = config_path(args.config)
+    api = load_api_settings(path)
+    bonds = (args.master_bond, args.backup_bond)
+    recorded = " ".join(["bondha discover", *(a for a in args.argv if a != "--write")])
+    found = discover(*bonds, read_bonds(api, bonds, args.kinds), kinds=args.kinds,
+                     include=args.include, exclude=args.exclude, command=recorded)
+    written: dict[str, str | None] | None = None
+    if args.write:
+        text = found.config_text(path.read_text(encoding="utf-8"), path)
+        backup = write_with_backup(path, text)
+        written = {"path": str(path), "backup": str(backup) if backup else None}
+        log.info("wrote [bond] to %s (old file kept as %s)", path, backup)
+    if args.json:
+        _print_json({**found.to_json(), "written": written})
+    else:
+        emit(found.render())
+    return 0
+
+
 def cmd_notify(args: argparse.Namespace) -> int:
     from .keepalived import parse_notify_args, role_for
 
@@ -205,6 +230,24 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
     return int(text)
+
+
+def _kinds(text: str) -> tuple[Any, ...]:
+    from .discover import parse_kinds
+
+    try:
+        return parse_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _address(text: str) -> str:
+    from .discover import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,6 +301,26 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --watch: stop after N refreshes")
     command("check", cmd_check, "check config, credentials and every configured id (no writes)",
             "bondha --config /etc/bonding/swap-active-bond.conf check")
+    discover = command(
+        "discover", cmd_discover,
+        "read every connected IP, route and CPE NAT IP of two bonds, pair them by address "
+        "and print a ready [bond] section (needs only [bondingadmin] in the config)",
+        "bondha discover --master-bond 1 --backup-bond 3 --exclude 192.168.66.0/30 --write")
+    discover.add_argument("--master-bond", required=True, type=_positive, metavar="ID",
+                          help="the master bonder's bond")
+    discover.add_argument("--backup-bond", required=True, type=_positive, metavar="ID",
+                          help="the backup bonder's bond")
+    discover.add_argument("--kinds", type=_kinds, metavar="KIND,...",
+                          default="connected_ips,routes,cpe_nat_ips",
+                          help="which kinds float (default: connected_ips,routes,cpe_nat_ips)")
+    discover.add_argument("--include", action="append", type=_address, default=[],
+                          metavar="ADDR", help="float only this address (repeatable); an IP "
+                          "matches at any prefix length, IP/LEN only exactly")
+    discover.add_argument("--exclude", action="append", type=_address, default=[],
+                          metavar="ADDR", help="never float this address (repeatable)")
+    discover.add_argument("--write", action="store_true",
+                          help="put the section into the config file, keeping the rest and "
+                               "the comments (old file kept as PATH.bak-TIMESTAMP, mode 0600)")
     notify = command("notify", cmd_notify,
                      "act on keepalived's notify arguments: MASTER with priority 10 activates "
                      "the master bond, any other priority the backup bond; other states "
@@ -275,10 +338,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .log import setup_logging
 
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse's own usage errors already printed: exit 2
         return int(exc.code or 0)
+    args.argv = argv[argv.index(args.command) + 1:]  # e.g. to record how a file was written
     setup_logging(args.verbosity)
     return run(args)
 
