@@ -161,10 +161,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_discover(args: argparse.Namespace) -> int:
     from .config import config_path, load_api_settings
-    from .discover import discover
+    from .discover import check_bonds, discover
     from .inifile import write_with_backup
     from .reconciler import read_bonds
 
+    check_bonds(args.master_bond, args.backup_bond)
     path = config_path(args.config)
     api = load_api_settings(path)
     bonds = (args.master_bond, args.backup_bond)

@@ -16,13 +16,13 @@ from typing import Any
 import attrs
 
 from .config import parse_config
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .inifile import replace_section
 from .model import BondSide, Kind, Pair, Role, RoutingObject, normalize_address
 from .plan import FloatingAddress, group_addresses
 from .status import AddressStatus, LiveOn
 
-__all__ = ["DISCOVER_SCHEMA", "Discovery", "Unpaired", "address_matches", "discover",
+__all__ = ["DISCOVER_SCHEMA", "Discovery", "Unpaired", "address_matches", "check_bonds", "discover",
            "parse_address", "parse_kinds"]
 
 DISCOVER_SCHEMA = "bondha.discover/1"
@@ -213,6 +213,13 @@ def _why_unpaired(floating: FloatingAddress, master: int, backup: int) -> str | 
     return None
 
 
+def check_bonds(master_bond_id: int, backup_bond_id: int) -> None:
+    """Two different bonds, or UsageError (checked before anything is read)."""
+    if master_bond_id == backup_bond_id:
+        raise UsageError(f"discover: the master and the backup bond must differ "
+                         f"(both are {master_bond_id})")
+
+
 def discover(
     master_bond_id: int,
     backup_bond_id: int,
@@ -228,8 +235,7 @@ def discover(
     ``include`` (if given) keeps only the addresses it names, ``exclude`` drops
     addresses; both take an IP (any prefix length) or an exact address with prefix.
     """
-    if master_bond_id == backup_bond_id:
-        raise ValueError(f"the master and the backup bond must differ (both are {master_bond_id})")
+    check_bonds(master_bond_id, backup_bond_id)
     pairs: list[AddressStatus] = []
     unpaired: list[Unpaired] = []
     left_out: list[Unpaired] = []
