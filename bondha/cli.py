@@ -35,7 +35,10 @@ examples:
   bondha check                               config, credentials and every id, no writes
   bondha plan --active backup                what a failover to the backup bond would do
   bondha apply --active master               make the master bond active and verify
-  bondha --json status                       which bond has each floating address
+  bondha status --watch 2                    which bond has each floating address, live
+  bondha --json status                       the same for automation (bondha.status/2)
+  bondha discover --master-bond 1 --backup-bond 3 --write
+                                             find the floating pairs, write [bond]
   bondha notify INSTANCE VI_1 MASTER 10      what keepalived's notify runs
   bondha demo                                a failover against a built-in stand-in server
 """
