@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bondha.config import load_config, parse_config
+from bondha.config import load_api_settings, load_config, parse_config
 from bondha.discover import address_matches, discover, parse_kinds
 from bondha.errors import ConfigError
 from bondha.inifile import replace_section, write_with_backup
@@ -135,6 +135,17 @@ def test_write_refuses_a_file_that_would_not_load(tmp_path: Path) -> None:
     assert any("pool_size" in problem for problem in caught.value.problems)
     with pytest.raises(ConfigError, match="no address to float"):
         discover(1, 3, OBJECTS, kinds=(N,), exclude=("203.0.113.9",)).config_text(CONFIG)
+
+
+def test_load_api_settings_needs_only_bondingadmin(tmp_path: Path) -> None:
+    admin = "[bondingadmin]\nhost = bonding.example.net\nuser = u\npasswd = p\n"
+    path = write_config(tmp_path / "c.conf", admin)  # no [bond] at all
+    assert load_api_settings(path).base_url == "https://bonding.example.net"
+    write_config(path, admin + "[bond]\nmaster_bond_id = one\n")
+    assert load_api_settings(path).user == "u"
+    write_config(path, admin.replace("user = u\n", "") + "[bond]\n")
+    with pytest.raises(ConfigError, match=r"\[bondingadmin\] user: required option is missing"):
+        load_api_settings(path)
 
 
 def test_discover_command_writes_the_config(server: StandInServer, config_path: Path) -> None:
