@@ -136,7 +136,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.watch is None:
         emit(once())
         return 0
-    return watch(once, args.watch, sys.stdout, count=args.count, clear=colour and not args.json,
+    on_terminal = sys.stdout.isatty()  # refresh in place there, also with NO_COLOR
+    return watch(once, args.watch, sys.stdout, count=args.count,
+                 clear=on_terminal and not args.json,
                  header=not args.json,
                  on_error=lambda exc: json.dumps({"schema": "bondha.error/1", "error": str(exc)})
                  if args.json else f"cannot read the pair: {exc}")
