@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 if TYPE_CHECKING:
     from .config import Config
     from .model import Role
+    from .status import NodeState
 
 __all__ = ["main"]
 
@@ -34,10 +35,17 @@ examples:
   bondha check                               config, credentials and every id, no writes
   bondha plan --active backup                what a failover to the backup bond would do
   bondha apply --active master               make the master bond active and verify
-  bondha --json status                       which bond has each floating address
+  bondha status --watch 2                    which bond has each floating address, live
+  bondha --json status                       the same for automation (bondha.status/2)
+  bondha discover --master-bond 1 --backup-bond 3 --write
+                                             find the floating pairs, write [bond]
   bondha notify INSTANCE VI_1 MASTER 10      what keepalived's notify runs
   bondha demo                                a failover against a built-in stand-in server
 """
+
+
+# The values of keepalived.State, spelled out so that building the parser imports nothing.
+KEEPALIVED_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
 
 
 def emit(text: str) -> None:
@@ -88,19 +96,52 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return _reconcile(args, _role(args), dry_run=False)
 
 
+def _node_state(args: argparse.Namespace) -> NodeState | None:
+    """This node's keepalived state, if known.
+
+    Today only ``--keepalived-state``/``--priority`` say it. Hook for the daemon's state
+    file: when neither is given, read the state the daemon recorded and return it here
+    (with ``source`` naming the file).
+    """
+    from .errors import UsageError
+    from .keepalived import State
+    from .status import NodeState
+
+    if args.keepalived_state is None:
+        if args.priority is not None:
+            raise UsageError("status: --priority needs --keepalived-state")
+        return None
+    if args.priority is None:
+        raise UsageError("status: --keepalived-state needs --priority (10 on the master "
+                         "bonder, 1 to 9 on the backup bonder)")
+    return NodeState(State(args.keepalived_state), args.priority)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from .reconciler import read_live
-    from .status import STATUS_SCHEMA, address_status, render_status
+    from .status import address_status, render_status, status_to_json
+    from .terminal import use_colour, watch
 
     config = _load(args)
-    rows = address_status(config.pair, read_live(config))
-    if args.json:
-        _print_json({"schema": STATUS_SCHEMA, "master_bond_id": config.pair.master.bond_id,
-                     "backup_bond_id": config.pair.backup.bond_id,
-                     "addresses": [r.to_json() for r in rows]})
-    else:
-        emit(render_status(config.pair, rows))
-    return 0
+    node = _node_state(args)
+    colour = use_colour(sys.stdout)
+
+    def once() -> str:
+        rows = address_status(config.pair, read_live(config), node)
+        if args.json:
+            return json.dumps(status_to_json(config.pair, rows, node),
+                              indent=None if args.watch else 2)
+        return render_status(config.pair, rows, node=node, colour=colour)
+
+    if args.watch is None:
+        emit(once())
+        return 0
+    on_terminal = sys.stdout.isatty()  # refresh in place there, also with NO_COLOR
+    return watch(once, args.watch, sys.stdout, count=args.count,
+                 clear=on_terminal and not args.json,
+                 header=not args.json,
+                 on_error=lambda exc: json.dumps({"schema": "bondha.error/1", "error": str(exc)})
+                 if args.json else f"cannot read the pair: {exc}")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -123,6 +164,32 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_discover(args: argparse.Namespace) -> int:
+    from .config import config_path, load_api_settings
+    from .discover import check_bonds, discover
+    from .inifile import write_with_backup
+    from .reconciler import read_bonds
+
+    check_bonds(args.master_bond, args.backup_bond)
+    path = config_path(args.config)
+    api = load_api_settings(path)
+    bonds = (args.master_bond, args.backup_bond)
+    recorded = " ".join(["bondha discover", *(a for a in args.argv if a != "--write")])
+    found = discover(*bonds, read_bonds(api, bonds, args.kinds), kinds=args.kinds,
+                     include=args.include, exclude=args.exclude, command=recorded)
+    written: dict[str, str | None] | None = None
+    if args.write:
+        text = found.config_text(path.read_text(encoding="utf-8"), path)
+        backup = write_with_backup(path, text)
+        written = {"path": str(path), "backup": str(backup) if backup else None}
+        log.info("wrote [bond] to %s (old file kept as %s)", path, backup)
+    if args.json:
+        _print_json({**found.to_json(), "written": written})
+    else:
+        emit(found.render())
+    return 0
+
+
 def cmd_notify(args: argparse.Namespace) -> int:
     from .keepalived import parse_notify_args, role_for
 
@@ -141,6 +208,52 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
     return run_demo()
+
+
+def _number(text: str, low: float, high: float, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{what} must be from {low:g} to {high:g}, not {text}")
+    return value
+
+
+def _watch_seconds(text: str) -> float:
+    from .terminal import MAX_WATCH_SECONDS, MIN_WATCH_SECONDS
+
+    return _number(text, MIN_WATCH_SECONDS, MAX_WATCH_SECONDS, "SECONDS")
+
+
+def _priority(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 0 to 255")
+    return int(_number(text, 0, 255, "the priority"))
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of 1 or more")
+    return int(text)
+
+
+def _kinds(text: str) -> tuple[Any, ...]:
+    from .discover import parse_kinds
+
+    try:
+        return parse_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _address(text: str) -> str:
+    from .discover import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,10 +289,44 @@ def build_parser() -> argparse.ArgumentParser:
             f"bondha {name} --active backup")
         sub.add_argument("--active", required=True, choices=["master", "backup"],
                          help="the bond that should carry the floating addresses")
-    command("status", cmd_status, "show which bond has each floating address enabled",
-            "bondha --json status")
+    status = command("status", cmd_status,
+                     "show which bond has each floating address enabled, one row per address, "
+                     "with a verdict: ok, OVERLAP (both bonds), DARK (neither), UNPAIRED (one "
+                     "bond only), WRONG BOND (not the bond this node's keepalived state says)",
+                     "bondha status --keepalived-state MASTER --priority 10 --watch 2")
+    status.add_argument("--keepalived-state", choices=KEEPALIVED_STATES,
+                        type=str.upper, metavar="STATE",
+                        help="this node's keepalived state (MASTER, BACKUP, FAULT, STOP), "
+                             "to flag addresses live on the other bond")
+    status.add_argument("--priority", type=_priority, metavar="N",
+                        help="this node's keepalived priority (10 marks the master bonder)")
+    status.add_argument("--watch", type=_watch_seconds, metavar="SECONDS",
+                        help="refresh every SECONDS (1 to 3600) until Ctrl-C; with --json, "
+                             "one JSON document per line")
+    status.add_argument("--count", type=_positive, metavar="N",
+                        help="with --watch: stop after N refreshes")
     command("check", cmd_check, "check config, credentials and every configured id (no writes)",
             "bondha --config /etc/bonding/swap-active-bond.conf check")
+    discover = command(
+        "discover", cmd_discover,
+        "read every connected IP, route and CPE NAT IP of two bonds, pair them by address "
+        "and print a ready [bond] section (needs only [bondingadmin] in the config)",
+        "bondha discover --master-bond 1 --backup-bond 3 --exclude 192.168.66.0/30 --write")
+    discover.add_argument("--master-bond", required=True, type=_positive, metavar="ID",
+                          help="the master bonder's bond")
+    discover.add_argument("--backup-bond", required=True, type=_positive, metavar="ID",
+                          help="the backup bonder's bond")
+    discover.add_argument("--kinds", type=_kinds, metavar="KIND,...",
+                          default="connected_ips,routes,cpe_nat_ips",
+                          help="which kinds float (default: connected_ips,routes,cpe_nat_ips)")
+    discover.add_argument("--include", action="append", type=_address, default=[],
+                          metavar="ADDR", help="float only this address (repeatable); an IP "
+                          "matches at any prefix length, IP/LEN only exactly")
+    discover.add_argument("--exclude", action="append", type=_address, default=[],
+                          metavar="ADDR", help="never float this address (repeatable)")
+    discover.add_argument("--write", action="store_true",
+                          help="put the section into the config file, keeping the rest and "
+                               "the comments (old file kept as PATH.bak-TIMESTAMP, mode 0600)")
     notify = command("notify", cmd_notify,
                      "act on keepalived's notify arguments: MASTER with priority 10 activates "
                      "the master bond, any other priority the backup bond; other states "
@@ -197,10 +344,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .log import setup_logging
 
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse's own usage errors already printed: exit 2
         return int(exc.code or 0)
+    args.argv = argv[argv.index(args.command) + 1:]  # e.g. to record how a file was written
     setup_logging(args.verbosity)
     return run(args)
 

@@ -34,6 +34,7 @@ __all__ = [
     "Config",
     "HaSettings",
     "config_path",
+    "load_api_settings",
     "load_config",
     "parse_config",
 ]
@@ -91,6 +92,25 @@ def config_path(cli_value: str | None, environ: Mapping[str, str] = os.environ) 
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate the file at ``path``; raise ConfigError naming the problem."""
     source = Path(path)
+    return parse_config(_read_text(source), source=source)
+
+
+def load_api_settings(path: str | os.PathLike[str]) -> ApiSettings:
+    """Only ``[bondingadmin]``, validated: for ``bondha discover``, which writes ``[bond]``.
+
+    ``[bond]`` may be absent or wrong; other sections are not looked at.
+    """
+    source = Path(path)
+    report = _Report(str(source))
+    sections = _read_ini(_read_text(source).removeprefix("\ufeff"), report.file)
+    defaults = sections.pop(_DEFAULT, {})
+    api = _read_api(report, _Values(sections, defaults))
+    if api is None or report.errors:
+        raise ConfigError(*report.errors)
+    return api
+
+
+def _read_text(source: Path) -> str:
     try:
         data = source.read_bytes()
     except FileNotFoundError:
@@ -109,7 +129,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         # The bad byte is not shown: it may be part of the password.
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{source}, line {line}: not UTF-8 text; save it as UTF-8") from None
-    return parse_config(text, source=source)
+    return text
 
 
 def parse_config(text: str, source: Path | None = None) -> Config:

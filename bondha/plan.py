@@ -130,25 +130,35 @@ class Plan:
         return ", ".join(parts)
 
     def render(self) -> str:
-        """The plan as an operator reads it: one line per address, then a summary."""
+        """The plan as an operator reads it: one aligned line per address, then the summary."""
         head = f"Plan: make bond {self.active_bond_id} ({self.role.value}) active"
         if not self:
             return f"{head}: nothing to do, {len(self.unchanged)} objects already right."
+        names = [(step.kind.label, step.address or "(no address)") for step in self.steps]
+        kind_width = max(len(kind) for kind, _ in names)
+        address_width = max(len(address) for _, address in names)
         lines = [f"{head}:"]
-        for step in self.steps:
+        for (kind, address), step in zip(names, self.steps):
             actions = ", then ".join(
                 f"{c.verb} {c.ref.id} on bond {c.ref.bond_id}" for c in step.changes)
-            lines.append(f"  {step.kind.label} {step.address or '(no address)'}: {actions}")
+            lines.append(f"  {kind:<{kind_width}}  {address:<{address_width}}  {actions}")
         lines.append(f"Summary: {self.summary()}.")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
+        """The ``bondha.plan/1`` document (docs/json.md)."""
         return {
             "schema": PLAN_SCHEMA,
             "active": self.role.value,
             "active_bond_id": self.active_bond_id,
             "changes": [c.to_json() for c in self.changes],
             "unchanged": len(self.unchanged),
+            "addresses": [
+                {"kind": step.kind.value, "address": step.address,
+                 "changes": [c.to_json() for c in step.changes]}
+                for step in self.steps
+            ],
+            "summary": self.summary(),
         }
 
 

@@ -19,13 +19,14 @@ import attrs
 import httpx
 
 from .client import ApiClient
-from .config import Config
+from .config import ApiSettings, Config
 from .errors import ApiError, ApplyError, BadRequest, NotFound, PermissionDenied
 from .model import Kind, ObjectRef, Pair, Role, RoutingObject
 from .plan import Change, Plan, make_plan
 from .retry import RetryPolicy
 
-__all__ = ["Failure", "Result", "aread_live", "areconcile", "read_live", "reconcile"]
+__all__ = ["Failure", "Result", "aread_bonds", "aread_live", "areconcile", "read_bonds",
+           "read_live", "reconcile"]
 
 log = logging.getLogger("bondha")
 T = TypeVar("T")
@@ -147,6 +148,14 @@ async def aread_live(api: ApiClient, pair: Pair) -> Live:
     return live
 
 
+async def aread_bonds(api: ApiClient, bond_ids: Iterable[int],
+                      kinds: Iterable[Kind]) -> list[RoutingObject]:
+    """Every object of ``kinds`` on each bond, configured or not (for ``bondha discover``)."""
+    jobs = [functools.partial(api.list_objects, bond_id, kind)
+            for bond_id in bond_ids for kind in kinds]
+    return [obj for part in await _gather_limited(api.pool_size, jobs) for obj in part]
+
+
 # -- writing -------------------------------------------------------------------
 
 @attrs.define
@@ -264,5 +273,21 @@ def read_live(
     async def run() -> Live:
         async with _client(config, transport, pool_size) as api:
             return await aread_live(api, config.pair)
+
+    return asyncio.run(run())
+
+
+def read_bonds(
+    settings: ApiSettings,
+    bond_ids: Iterable[int],
+    kinds: Iterable[Kind] = tuple(Kind),
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> list[RoutingObject]:
+    """Every object of ``kinds`` on each bond (no writes); needs only ``[bondingadmin]``."""
+
+    async def run() -> list[RoutingObject]:
+        async with ApiClient(settings, transport=transport) as api:
+            return await aread_bonds(api, bond_ids, kinds)
 
     return asyncio.run(run())

@@ -1,6 +1,8 @@
 """Pure: which bond has each floating address enabled, and what is wrong with the pair.
 
-Used by ``bondha status`` and ``bondha check``; reads nothing itself.
+Used by ``bondha status`` and ``bondha check``; reads nothing itself. The
+table fits 80 columns and the JSON shape is versioned (``STATUS_SCHEMA``,
+documented in docs/json.md).
 """
 
 from __future__ import annotations
@@ -11,82 +13,207 @@ from typing import Any
 
 import attrs
 
-from .model import Kind, ObjectRef, Pair, RoutingObject
+from .keepalived import MASTER_PRIORITY, State
+from .model import Kind, ObjectRef, Pair, Role, RoutingObject
 from .plan import group_addresses
 
-__all__ = ["STATUS_SCHEMA", "AddressStatus", "Verdict", "address_status", "pair_findings",
-           "render_status"]
+__all__ = ["STATUS_SCHEMA", "AddressStatus", "LiveOn", "NodeState", "Verdict", "address_status",
+           "pair_findings", "render_status", "status_to_json"]
 
-STATUS_SCHEMA = "bondha.status/1"
+STATUS_SCHEMA = "bondha.status/2"
 
 
-class Verdict(enum.Enum):
-    """Where one floating address is live."""
+class LiveOn(enum.Enum):
+    """The bonds on which one floating address is enabled right now."""
 
     MASTER = "master"
     BACKUP = "backup"
+    BOTH = "both"
+    NEITHER = "neither"
+
+
+class Verdict(enum.Enum):
+    """What one floating address needs from the operator; worst first."""
+
     OVERLAP = "overlap"  # enabled on both bonds: two bonders claim the address
     DARK = "dark"  # enabled on neither: nobody answers for it
+    WRONG_BOND = "wrong_bond"  # live on the bond this node's keepalived state says is not active
+    UNPAIRED = "unpaired"  # configured on one bond only: it cannot float
+    OK = "ok"
 
     @property
     def healthy(self) -> bool:
-        return self in (Verdict.MASTER, Verdict.BACKUP)
+        return self is Verdict.OK
+
+    @property
+    def label(self) -> str:
+        """The table's text: upper case where something is wrong, so it shows without colour."""
+        return "ok" if self is Verdict.OK else self.value.replace("_", " ").upper()
+
+
+@attrs.frozen
+class NodeState:
+    """This node's keepalived state, and so which bond should carry the addresses.
+
+    ``source`` says where it came from ("command line" today; the daemon's state file
+    is the other intended source).
+    """
+
+    state: State
+    priority: int
+    source: str = "command line"
+
+    @property
+    def expected_active(self) -> Role:
+        """MASTER here: this node's bond; any other state: the peer's bond.
+
+        The how-to's convention: priority 10 marks the master bonder.
+        """
+        mine = Role.MASTER if self.priority == MASTER_PRIORITY else Role.BACKUP
+        return mine if self.state is State.MASTER else mine.other
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state.value, "priority": self.priority, "source": self.source,
+                "expected_active": self.expected_active.value}
 
 
 @attrs.frozen
 class AddressStatus:
+    """One floating address: its objects on each bond, and (if known) the bond that should win."""
+
     kind: Kind
     address: str | None
     master: tuple[RoutingObject, ...]
     backup: tuple[RoutingObject, ...]
+    expected: Role | None = None
 
     @property
-    def verdict(self) -> Verdict:
+    def live_on(self) -> LiveOn:
         on_master = any(o.enabled for o in self.master)
         on_backup = any(o.enabled for o in self.backup)
         if on_master and on_backup:
-            return Verdict.OVERLAP
+            return LiveOn.BOTH
         if on_master:
-            return Verdict.MASTER
-        return Verdict.BACKUP if on_backup else Verdict.DARK
+            return LiveOn.MASTER
+        return LiveOn.BACKUP if on_backup else LiveOn.NEITHER
+
+    @property
+    def verdict(self) -> Verdict:
+        live_on = self.live_on
+        if live_on is LiveOn.BOTH:
+            return Verdict.OVERLAP
+        if live_on is LiveOn.NEITHER:
+            return Verdict.DARK
+        if not self.master or not self.backup:
+            return Verdict.UNPAIRED
+        if self.expected is not None and live_on.value != self.expected.value:
+            return Verdict.WRONG_BOND
+        return Verdict.OK
 
     def to_json(self) -> dict[str, Any]:
         def side(objs: tuple[RoutingObject, ...]) -> list[dict[str, Any]]:
             return [{"id": o.ref.id, "enabled": o.enabled} for o in objs]
 
         return {"kind": self.kind.value, "address": self.address, "master": side(self.master),
-                "backup": side(self.backup), "verdict": self.verdict.value}
+                "backup": side(self.backup), "live_on": self.live_on.value,
+                "verdict": self.verdict.value}
 
 
 def address_status(
-    pair: Pair, live: Mapping[ObjectRef, RoutingObject]
+    pair: Pair, live: Mapping[ObjectRef, RoutingObject], node: NodeState | None = None
 ) -> tuple[AddressStatus, ...]:
     """One row per floating address, in the plan's order."""
     master = pair.master.bond_id
+    expected = node.expected_active if node else None
     return tuple(
         AddressStatus(
             floating.kind, floating.address,
             tuple(o for o in floating.objects if o.ref.bond_id == master),
             tuple(o for o in floating.objects if o.ref.bond_id != master),
+            expected,
         )
         for floating in group_addresses(live[ref] for ref in pair.refs() if ref in live)
     )
 
 
-def render_status(pair: Pair, rows: tuple[AddressStatus, ...]) -> str:
-    def ids(objs: tuple[RoutingObject, ...]) -> str:
-        return ",".join(f"{o.ref.id}{'+' if o.enabled else '-'}" for o in objs) or "none"
+def status_to_json(pair: Pair, rows: tuple[AddressStatus, ...],
+                   node: NodeState | None = None) -> dict[str, Any]:
+    """The ``bondha.status/2`` document (docs/json.md)."""
+    counts = {verdict.value: sum(r.verdict is verdict for r in rows) for verdict in Verdict}
+    return {"schema": STATUS_SCHEMA, "master_bond_id": pair.master.bond_id,
+            "backup_bond_id": pair.backup.bond_id,
+            "keepalived": node.to_json() if node else None,
+            "healthy": all(r.verdict.healthy for r in rows), "counts": counts,
+            "addresses": [r.to_json() for r in rows]}
 
-    lines = [f"{'kind':<13} {'address':<28} {'master ' + str(pair.master.bond_id):<10} "
-             f"{'backup ' + str(pair.backup.bond_id):<10} verdict"]
-    for row in rows:
-        verdict = row.verdict.value if row.verdict.healthy else row.verdict.value.upper() + " !"
-        lines.append(f"{row.kind.label:<13} {row.address or '(none)':<28} {ids(row.master):<10} "
-                     f"{ids(row.backup):<10} {verdict}")
-    bad = sum(not r.verdict.healthy for r in rows)
-    health = f"{bad} UNHEALTHY" if bad else "all healthy"
-    lines.append(f"{len(rows)} addresses; {health} (id+ enabled, id- disabled)")
+
+# -- the table ---------------------------------------------------------------------------------
+
+_KIND_SHORT = {Kind.CONNECTED_IP: "ip", Kind.ROUTE: "route", Kind.CPE_NAT_IP: "nat"}
+_GREEN, _RED, _YELLOW, _RESET = "\x1b[32m", "\x1b[1;31m", "\x1b[33m", "\x1b[0m"
+_COLOUR = {Verdict.OK: _GREEN, Verdict.OVERLAP: _RED, Verdict.DARK: _RED,
+           Verdict.WRONG_BOND: _YELLOW, Verdict.UNPAIRED: _YELLOW}
+
+
+def _objects(objs: tuple[RoutingObject, ...]) -> str:
+    return ", ".join(f"{o.ref.id} {'on' if o.enabled else 'off'}" for o in objs) or "-"
+
+
+def render_status(pair: Pair, rows: tuple[AddressStatus, ...], *,
+                  node: NodeState | None = None, colour: bool = False, width: int = 80) -> str:
+    """A table an operator reads at a glance, ``width`` columns wide (colour adds no width).
+
+    An address too long for its column gets a line of its own, the row follows indented.
+    """
+    head = f"master bond {pair.master.bond_id}, backup bond {pair.backup.bond_id}"
+    if node:
+        expected = pair.side(node.expected_active).bond_id
+        source = "" if node.source == "command line" else f" (from {node.source})"
+        head += (f"; this node is keepalived {node.state.value}, priority {node.priority}"
+                 f"{source}: bond {expected} ({node.expected_active.value}) should be active")
+    header = ("kind", "address", "master", "backup", "verdict")
+    cells = [(_KIND_SHORT[r.kind], r.address or "(none)", _objects(r.master), _objects(r.backup),
+              r.verdict.label) for r in rows]
+    widths = [max([len(header[i]), *(len(c[i]) for c in cells)]) for i in range(5)]
+    fixed = widths[0] + widths[2] + widths[3] + widths[4] + 4 * 2
+    widths[1] = max(len(header[1]), min(widths[1], width - fixed))
+
+    def line(values: tuple[str, ...], verdict: Verdict | None = None) -> list[str]:
+        kind, address, master, backup, text = values
+        if colour and verdict is not None:
+            text = f"{_COLOUR[verdict]}{text}{_RESET}"
+        rest = f"{master:<{widths[2]}}  {backup:<{widths[3]}}  {text}"
+        if len(address) > widths[1]:
+            return [f"{kind:<{widths[0]}}  {address}",
+                    f"{'':<{widths[0]}}  {'':<{widths[1]}}  {rest}".rstrip()]
+        return [f"{kind:<{widths[0]}}  {address:<{widths[1]}}  {rest}".rstrip()]
+
+    lines = [*_wrap(head, width), *line(header)]
+    for row, values in zip(rows, cells):
+        lines.extend(line(values, row.verdict))
+    lines.append(_summary(rows, colour))
     return "\n".join(lines)
+
+
+def _summary(rows: tuple[AddressStatus, ...], colour: bool) -> str:
+    bad = [r for r in rows if not r.verdict.healthy]
+    if not bad:
+        text = f"{len(rows)} addresses, all ok"
+        return f"{_GREEN}{text}{_RESET}" if colour else text
+    counts = ", ".join(f"{n} {v.value.replace('_', ' ')}" for v in Verdict if not v.healthy
+                       for n in [sum(r.verdict is v for r in bad)] if n)
+    text = f"{len(rows)} addresses, {len(bad)} UNHEALTHY: {counts}"
+    return f"{_RED}{text}{_RESET}" if colour else text
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    for word in text.split(" "):
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
 
 
 def pair_findings(pair: Pair, live: Mapping[ObjectRef, RoutingObject]) -> list[str]:
@@ -109,7 +236,7 @@ def pair_findings(pair: Pair, live: Mapping[ObjectRef, RoutingObject]) -> list[s
         if not row.master or not row.backup:
             side = "master" if row.master else "backup"
             findings.append(f"{name} exists only on the {side} bond: it has no partner to float to")
-        elif not row.verdict.healthy:
-            where = "both bonds" if row.verdict is Verdict.OVERLAP else "neither bond"
+        elif row.live_on in (LiveOn.BOTH, LiveOn.NEITHER):
+            where = "both bonds" if row.live_on is LiveOn.BOTH else "neither bond"
             findings.append(f"{name} is {row.verdict.value} right now (enabled on {where})")
     return findings

@@ -41,8 +41,9 @@ def test_apply_then_status(server: StandInServer, config_path: Path) -> None:
     assert active_bonds(server) == {3}
     status = bondha("--json", "status", config=config_path)
     assert status.returncode == 0
-    verdicts = [a["verdict"] for a in json.loads(status.stdout)["addresses"]]
-    assert verdicts == ["backup"] * 3
+    data = json.loads(status.stdout)
+    assert data["schema"] == "bondha.status/2"
+    assert [(a["live_on"], a["verdict"]) for a in data["addresses"]] == [("backup", "ok")] * 3
 
 
 def test_status_flags_overlap_and_gap(server: StandInServer, config_path: Path) -> None:

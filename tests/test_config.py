@@ -644,6 +644,7 @@ def test_public_names() -> None:
         "Config",
         "HaSettings",
         "config_path",
+        "load_api_settings",
         "load_config",
         "parse_config",
     ]

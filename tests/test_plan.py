@@ -111,8 +111,17 @@ def test_failover_plan_disables_then_enables_each_address() -> None:
     assert [(c.ref.id, c.enabled) for c in plan.changes] == [
         (1, False), (4, True), (2, False), (5, True), (7, False), (8, True)]
     assert plan.summary() == "3 to disable on bond 1, 3 to enable on bond 3, 0 already right"
-    assert "connected IP 203.0.113.1/30: disable 1 on bond 1, then enable 4 on bond 3" in (
-        plan.render())
+    lines = plan.render().splitlines()
+    assert lines[0] == "Plan: make bond 3 (backup) active:"
+    assert " ".join(lines[1].split()) == (
+        "connected IP 203.0.113.1/30 disable 1 on bond 1, then enable 4 on bond 3")
+    assert len({line.index("disable") for line in lines[1:4]}) == 1  # aligned
+    assert lines[-1] == f"Summary: {plan.summary()}."
+    data = plan.to_json()
+    assert data["schema"] == "bondha.plan/1"
+    assert [(a["address"], [c["id"] for c in a["changes"]]) for a in data["addresses"]] == [
+        ("203.0.113.1/30", [1, 4]), ("2001:db8::1/64", [2, 5]), ("198.51.100.0/24", [7, 8])]
+    assert data["changes"] == [c for a in data["addresses"] for c in a["changes"]]
 
 
 def test_converged_pair_gives_the_empty_plan() -> None:

@@ -43,7 +43,8 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 
 
 @pytest.mark.parametrize("module", ["bondha.model", "bondha.config", "bondha.plan",
-                                    "bondha.status", "bondha.keepalived"])
+                                    "bondha.status", "bondha.keepalived", "bondha.discover",
+                                    "bondha.inifile", "bondha.terminal"])
 def test_pure_modules_import_no_http_or_retry_library(module: str) -> None:
     code = (f"import sys, {module}; "
             "print(sorted(m for m in ('httpx', 'tenacity') if m in sys.modules))")

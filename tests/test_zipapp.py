@@ -1,0 +1,92 @@
+"""The single-file build: scripts/build-zipapp, then the demo, check and the hook from that file.
+
+The file runs under ``python -I -S``: no site-packages, no current directory, so every
+import must come from inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from bondha.model import Kind
+from bondha.testing import StandInServer
+from tests.conftest import ROOT
+
+OLDEST_PYTHON = "3.9"
+
+
+@pytest.fixture(scope="module")
+def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist") / "bondha.pyz"
+    build = subprocess.run([str(ROOT / "scripts" / "build-zipapp"), str(out)],
+                           capture_output=True, text=True, timeout=300, check=False,
+                           env={**os.environ, "PYTHON": sys.executable})
+    assert build.returncode == 0, build.stderr
+    return out
+
+
+def run_file(*args: str, config: Path | None = None,
+             cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": os.environ.get("PATH", ""), "BONDHA_SYSLOG": "0"}
+    if config is not None:
+        env["BONDHA_CONFIG"] = str(config)
+    return subprocess.run(list(args), capture_output=True, text=True, env=env, cwd=cwd,
+                          timeout=60, check=False)
+
+
+def test_holds_every_dependency_the_oldest_python_needs(pyz: Path) -> None:
+    with zipfile.ZipFile(pyz) as archive:
+        names = archive.namelist()
+        metadata = {name.split("-")[0]: archive.read(name).decode()
+                    for name in names if name.endswith(".dist-info/METADATA")}
+    assert not [n for n in names if n.endswith((".so", ".pyd")) or "__pycache__" in n]
+    assert "bondha/testing/server.py" in names  # the demo needs the stand-in server
+    present = {canonicalize_name(dist) for dist in metadata}
+    environment = {"python_version": OLDEST_PYTHON, "python_full_version": f"{OLDEST_PYTHON}.0",
+                   "extra": ""}
+    for dist, text in metadata.items():
+        for line in text.splitlines():
+            if not line.startswith("Requires-Dist:"):
+                continue
+            requirement = Requirement(line.split(":", 1)[1].strip())
+            if requirement.marker is None or requirement.marker.evaluate(environment):
+                assert canonicalize_name(requirement.name) in present, (dist, str(requirement))
+
+
+def test_demo_from_the_file(pyz: Path, tmp_path: Path) -> None:
+    out = run_file(sys.executable, "-I", "-S", str(pyz), "demo", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "overlap moments: 0" in out.stdout
+
+
+def test_check_from_the_file(pyz: Path, server: StandInServer, config_path: Path,
+                             tmp_path: Path) -> None:
+    out = run_file(sys.executable, "-I", "-S", str(pyz), "check", config=config_path,
+                   cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "check passed" in out.stdout
+
+
+@pytest.mark.parametrize("name", ["swap-active-bond.py", "swap-active-bond"])
+def test_the_file_at_the_old_scripts_path_is_the_hook(pyz: Path, server: StandInServer,
+                                                      config_path: Path, tmp_path: Path,
+                                                      name: str) -> None:
+    hook = tmp_path / name
+    shutil.copy(pyz, hook)
+    hook.chmod(0o755)
+    out = run_file(str(hook), "INSTANCE", "VI_1", "MASTER", "9", config=config_path, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert server.get_object(3, Kind.ROUTE, 8)["enabled"] is True
+    assert server.get_object(1, Kind.ROUTE, 7)["enabled"] is False
+    odd = run_file(str(hook), "VI_1", "MASTER", config=config_path, cwd=tmp_path)
+    assert odd.returncode == 2
+    assert "notify takes 4 arguments" in odd.stderr
