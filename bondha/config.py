@@ -66,7 +66,7 @@ class ApiSettings:
 class HaSettings:
     """How bondha itself behaves: the optional ``[bondha]`` section, unknown to the old script."""
 
-    pool_size: int = 8  # connections to the management server at most, and writes in flight
+    pool_size: int = 16  # connections to the management server at most, and writes in flight
     deadline: float = 30.0  # seconds one reconcile may take, retries included
 
 @attrs.frozen

@@ -754,12 +754,12 @@ def parse_or_error(text: str) -> Config | ConfigError:
 
 
 def test_bondha_section_is_optional_with_defaults() -> None:
-    assert parse_config(render()).ha == HaSettings(pool_size=8, deadline=30.0)
+    assert parse_config(render()).ha == HaSettings(pool_size=16, deadline=30.0)
 
 
 def test_bondha_section_values() -> None:
-    config = parse_config(render(extra="[bondha]\npool_size = 16\ndeadline = 12.5\n"))
-    assert config.ha == HaSettings(pool_size=16, deadline=12.5)
+    config = parse_config(render(extra="[bondha]\npool_size = 4\ndeadline = 12.5\n"))
+    assert config.ha == HaSettings(pool_size=4, deadline=12.5)
     assert config.warnings == ()
 
 

@@ -1,0 +1,90 @@
+"""What makes a failover fast, counted by the stand-in server (no timing: that is bench/'s job).
+
+Reads in O(1) round trips, writes over a bounded pool of keep-alive connections, each
+address's enable right after its disable, nothing written on a converged re-run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import attrs
+import pytest
+
+import bondha
+from bondha.config import Config, HaSettings
+from bondha.model import Role
+from bondha.testing import Fault, StandInServer, pair_fixture
+
+PER_KIND = 30  # 90 floating addresses: many more writes than connections
+
+
+@pytest.fixture
+def big_server() -> Iterator[StandInServer]:
+    with StandInServer(pair_fixture(PER_KIND)) as running:
+        yield running
+
+
+def big_config(server: StandInServer, pool_size: int | None = None) -> Config:
+    text = pair_fixture(PER_KIND).config_text(server.url, attempt_delay=0.01, timeout=5)
+    config = bondha.parse_config(text)
+    if pool_size is not None:
+        config = attrs.evolve(config, ha=attrs.evolve(config.ha, pool_size=pool_size))
+    return config
+
+
+def test_default_pool_keeps_connections_bounded_and_alive(big_server: StandInServer) -> None:
+    result = bondha.reconcile(big_config(big_server), Role.BACKUP)
+    assert result.converged
+    stats = big_server.stats()
+    addresses = 3 * PER_KIND
+    assert len(stats.writes) == 2 * addresses
+    # Six collections (3 kinds x 2 bonds), read once before and once after the writes.
+    assert stats.requests_by_method.get("GET") == 12
+    assert 1 <= stats.connections <= HaSettings().pool_size == 16
+    assert big_server.address_report().overlap_moments == 0
+
+
+@pytest.mark.parametrize("pool_size", [1, 3])
+def test_pool_size_bounds_connections(big_server: StandInServer, pool_size: int) -> None:
+    assert bondha.reconcile(big_config(big_server, pool_size), Role.BACKUP).converged
+    assert big_server.stats().connections <= pool_size
+
+
+def test_each_enable_follows_its_own_disable(big_server: StandInServer) -> None:
+    """Disables are not all sent first: an address is dark for one round trip, not the run."""
+    bondha.reconcile(big_config(big_server, pool_size=4), Role.BACKUP)
+    writes = big_server.stats().writes
+    first_enable = next(i for i, write in enumerate(writes) if write.body["enabled"])
+    assert first_enable <= 4 + 1  # at most one disable per connection before it
+    report = big_server.address_report()
+    assert report.dark_moments == 3 * PER_KIND
+    assert report.overlap_moments == 0
+
+
+def test_converged_rerun_reads_once_and_writes_nothing(big_server: StandInServer) -> None:
+    config = big_config(big_server)
+    bondha.reconcile(config, Role.BACKUP)
+    big_server.reset_stats()
+    again = bondha.reconcile(config, Role.BACKUP)
+    assert again.converged
+    assert not again.plan
+    stats = big_server.stats()
+    assert stats.writes == ()
+    assert stats.requests_by_method == {"GET": 6}
+
+
+def test_paginated_collections_are_followed() -> None:
+    with StandInServer(pair_fixture(PER_KIND), page_size=7) as server:
+        result = bondha.reconcile(big_config(server), Role.BACKUP)
+        assert result.converged
+        pages = -(-PER_KIND // 7)  # per collection
+        assert server.stats().requests_by_method.get("GET") == 2 * 6 * pages
+
+
+def test_a_connection_is_given_back_after_an_error_answer(big_server: StandInServer) -> None:
+    """With one connection, a 503 that kept it would stall every later request."""
+    big_server.inject(Fault(method="PATCH", status=503, count=2, body="<html>busy</html>"))
+    result = bondha.reconcile(big_config(big_server, pool_size=1), Role.BACKUP)
+    assert result.converged
+    assert big_server.stats().connections == 1
