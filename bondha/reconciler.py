@@ -201,12 +201,14 @@ async def _apply_step(api: ApiClient, changes: tuple[Change, ...], out: _Outcome
             out.failed.append(Failure(change, str(exc)))
             if not exc.retryable:
                 out.final.append(exc)
-            if not change.enabled and on_disable_failure == "enable":
+            if change.enabled:
+                continue
+            if on_disable_failure == "hold":
+                held_back = True
+            elif any(c.enabled for c in changes):
                 log.warning("enabling the other copy of %s anyway ([bondha] on_disable_failure"
                             " = enable): both bonds claim it until the disable succeeds",
                             change.address or change.ref)
-            else:
-                held_back = held_back or not change.enabled
         else:
             log.info("%sd %s", change.verb, change.ref if not change.address
                      else f"{change.ref} ({change.address})")
