@@ -89,7 +89,7 @@ class Daemon:
         self._states: dict[str, str] = {}  # instance -> its last state, for the logs
         self.role: Role | None = None  # the bond this node keeps active; None: not MASTER
         self.ticket: Ticket | None = None  # the event that role comes from
-        self.checks = 0  # periodic passes made, for tests and the logs
+        self.checks = 0  # periodic passes completed, for tests and the logs
         self.config = self._load_config()
         fifo_path = fifo or self.config.ha.notify_fifo
         if fifo_path is None:
@@ -170,14 +170,15 @@ class Daemon:
 
     def _check(self) -> bool:
         """The periodic pass while MASTER: reads only when converged, writes the drift."""
-        self.checks += 1
         last = self._current_record()
         if last is not None and (self.ticket is None or last.seq != self.ticket.seq):
             # `bondha notify` (the hook) recorded a newer event on this node: follow it.
             self._adopt(last, "recorded by another bondha process")
-        if self.role is None or self.ticket is None:
-            return True
-        return self._apply(self.role, self.ticket, periodic=True)
+        converged = True
+        if self.role is not None and self.ticket is not None:
+            converged = self._apply(self.role, self.ticket, periodic=True)
+        self.checks += 1
+        return converged
 
     def _apply(self, role: Role, ticket: Ticket, *, periodic: bool) -> bool:
         try:

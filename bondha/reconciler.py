@@ -304,6 +304,8 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
         plan = verified or plan
         remaining = verified.changes if verified else ()
         converged = not (remaining or verify_error or out.failed or out.skipped)
+        if out.superseded:
+            log.warning("%s", out.superseded)
         if converged or out.superseded or out.final:
             break
         if not (out.failed or verify_error):  # every write landed, yet something differs
