@@ -25,7 +25,8 @@ log = logging.getLogger("bondha")
 
 EXIT_CODES = """\
 exit codes:
-  0  success: converged and verified, plan or status printed, nothing to do
+  0  success: converged and verified, plan or status printed, nothing to do,
+     or superseded by a newer keepalived event (which owns the outcome)
   1  could not converge: API failure after retries, or verification mismatch
   2  usage or configuration error (nothing was read or written)
   3  refused before any write: authentication, permission, unknown id

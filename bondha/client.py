@@ -35,6 +35,7 @@ from .retry import RetryPolicy
 __all__ = ["DEFAULT_POOL_SIZE", "ApiClient", "Counters"]
 
 DEFAULT_POOL_SIZE = 8
+_READ_ATTEMPTS = 1000  # "until the deadline": the policy's deadline ends them long before
 log = logging.getLogger("bondha.client")
 Where = Union[ObjectRef, tuple[int, Kind]]
 
@@ -152,7 +153,11 @@ class ApiClient:
     async def _call(self, method: str, url: str, where: Where,
                     body: dict[str, Any] | None = None) -> Any:
         what = f"{method} {_describe(where)}"
-        return await retry.call(self.policy, what, lambda: self._once(method, url, where, body),
+        policy = self.policy
+        if method == "GET" and policy.deadline_at is not None:
+            # A read changes nothing: retry it until the deadline, not just `attempts` times.
+            policy = attrs.evolve(policy, attempts=_READ_ATTEMPTS)
+        return await retry.call(policy, what, lambda: self._once(method, url, where, body),
                                 self.guard)
 
     def _timeout(self) -> float:

@@ -228,7 +228,9 @@ async def apply_plan(api: ApiClient, plan: Plan, on_disable_failure: str = "hold
 def _client(config: Config, transport: httpx.AsyncBaseTransport | None,
             pool_size: int | None, guard: Callable[[], None] | None = None) -> ApiClient:
     """A client whose retries all end by the config's deadline, counted from now."""
+    # No single wait longer than a quarter of the deadline: several tries always fit in it.
     policy = RetryPolicy(config.api.attempts, config.api.attempt_delay,
+                         max_delay=min(RetryPolicy.max_delay_default, config.ha.deadline / 4),
                          deadline_at=time.monotonic() + config.ha.deadline)
     return ApiClient(config.api, policy=policy, transport=transport,
                      pool_size=pool_size or config.ha.pool_size, guard=guard)
@@ -255,7 +257,9 @@ async def _read_in_rounds(api: ApiClient, config: Config, round_: int) -> Live:
 async def _wait_for_round(api: ApiClient, round_: int, why: object) -> bool:
     """Back off before round ``round_ + 1``; False when the deadline leaves no room for it."""
     remaining = api.policy.remaining()
-    wait = api.policy.backoff(round_)
+    # Each call of a round already backs off exponentially: rounds themselves wait one
+    # first delay, so that more of them fit the deadline.
+    wait = api.policy.backoff(1)
     if remaining is not None and remaining - wait < _MIN_ROUND_SECONDS:
         return False
     log.warning("round %d did not converge (%s); another round in %.1fs", round_, why, wait)

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable
-from typing import Callable, TypeVar
+from typing import Callable, ClassVar, TypeVar
 
 import attrs
 import tenacity
@@ -42,6 +42,7 @@ class RetryPolicy:
     attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
     delay: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
     max_delay: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    max_delay_default: ClassVar[float] = 30.0
     jitter: float = attrs.field(default=0.25, validator=attrs.validators.and_(
         attrs.validators.ge(0), attrs.validators.le(1)))
     deadline_at: float | None = None

@@ -18,8 +18,8 @@ from bondha.daemon import Daemon
 from bondha.model import Kind
 from bondha.statedir import StateDir
 from bondha.testing import Fault, Fixture, StandInServer
-from tests.conftest import bondha, write_config
-from tests.test_races import active_bonds, wait_for
+from tests.conftest import bondha, wait_for, write_config
+from tests.test_cli import active_bonds
 
 INTERVAL = 0.5
 

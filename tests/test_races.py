@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -15,26 +16,12 @@ import pytest
 from bondha.config import Config
 from bondha.errors import StateError, Superseded
 from bondha.keepalived import parse_notify_args
-from bondha.model import Kind
 from bondha.reconciler import Result
 from bondha.statedir import StateDir, state_dir_path
 from bondha.testing import Fault, StandInServer
 from bondha.transition import notify
-from tests.conftest import bondha, write_config
-
-
-def wait_for(condition: object, what: str, timeout: float = 20.0) -> None:
-    end = time.monotonic() + timeout
-    while not callable(condition) or not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-def active_bonds(server: StandInServer) -> set[int]:
-    return {bond for bond, kind, oid in ((1, Kind.ROUTE, 7), (3, Kind.ROUTE, 8))
-            if server.get_object(bond, kind, oid)["enabled"]}
-
+from tests.conftest import bondha, wait_for, write_config
+from tests.test_cli import active_bonds
 
 # -- the state directory on its own --------------------------------------------------------
 
@@ -63,10 +50,12 @@ def test_a_waiting_run_gives_up_when_superseded(state_dir: Path) -> None:
     with state.hold(old, timeout=5):
         waiting = state.take_ticket("INSTANCE VI_1 MASTER 10")
         newest: list[int] = []
-        threading.Timer(0.2, lambda: newest.append(
-            state.take_ticket("INSTANCE VI_1 BACKUP 10").seq)).start()
+        timer = threading.Timer(0.2, lambda: newest.append(
+            state.take_ticket("INSTANCE VI_1 BACKUP 10").seq))
+        timer.start()
         with pytest.raises(Superseded), state.hold(waiting, timeout=5):
             pass  # pragma: no cover - never reached
+        timer.join()
     assert newest == [3]
 
 
@@ -141,8 +130,7 @@ def test_twenty_flapping_events_end_in_the_last_events_state(config: Config, las
             thread = threading.Thread(target=lambda e=event: results.append(notify(cfg, e)))
             thread.start()
             threads.append(thread)
-            wait_for(lambda n=number: (state.current() or _NO_TICKET).seq >= n,
-                     f"event {number} to be recorded")
+            wait_for(functools.partial(recorded, state, number), f"event {number} to be recorded")
         for thread in threads:
             thread.join(timeout=60)
         assert len(results) == 20
@@ -154,8 +142,6 @@ def test_twenty_flapping_events_end_in_the_last_events_state(config: Config, las
         assert all(r.converged for r in final)
 
 
-class _NoTicket:
-    seq = 0
-
-
-_NO_TICKET = _NoTicket()
+def recorded(state: StateDir, seq: int) -> bool:
+    last = state.current()
+    return last is not None and last.seq >= seq
