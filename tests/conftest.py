@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -18,6 +20,14 @@ HOOK = ROOT / "hooks" / "swap-active-bond"
 
 # Tests must not write to the machine's syslog.
 os.environ["BONDHA_SYSLOG"] = "0"
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test is one node with its own state directory (never the machine's /run/bondha)."""
+    path = tmp_path / "state"
+    monkeypatch.setenv("BONDHA_STATE_DIR", str(path))
+    return path
 
 
 @pytest.fixture
@@ -61,3 +71,12 @@ def run(*args: str, config: Path | None = None,
 def bondha(*args: str, config: Path | None = None,
            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return run("-m", "bondha", *args, config=config, env=env)
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
+    """Poll until ``condition()`` is true; fail naming ``what`` after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)

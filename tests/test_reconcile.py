@@ -29,6 +29,11 @@ def writes(server: StandInServer) -> int:
     return len(server.stats().writes)
 
 
+def short_deadline(config: Config, seconds: float = 1.0, **ha: Any) -> Config:
+    """Faults a retry can fix are retried until the deadline: keep tests of lasting faults short."""
+    return attrs.evolve(config, ha=attrs.evolve(config.ha, deadline=seconds, **ha))
+
+
 def test_failover_moves_every_address_and_never_overlaps(server: StandInServer,
                                                         config: Config) -> None:
     result = bondha.reconcile(config, Role.BACKUP)
@@ -146,7 +151,7 @@ def test_failed_disable_holds_back_the_enable(server: StandInServer, config: Con
     server.inject(Fault(method="PATCH", path=r"/bonds/1/routes/7/$", status=503,
                         body="<html>down</html>"))
     with pytest.raises(bondha.ApplyError) as info:
-        bondha.reconcile(config, Role.BACKUP)
+        bondha.reconcile(short_deadline(config), Role.BACKUP)
     result = info.value.result
     assert [f.change.ref.id for f in result.failed] == [7]
     assert [c.ref.id for c in result.skipped] == [8]
@@ -183,10 +188,11 @@ def test_list_item_without_id_is_a_clean_error(server: StandInServer, config: Co
 
 def test_patch_answered_204_is_verified_by_reading_back(server: StandInServer,
                                                          config: Config) -> None:
-    # The fault answers 204 without applying the write: verification must notice.
+    # The fault answers 204 without applying the write: verification notices, a second
+    # round writes it again.
     server.inject(Fault(method="PATCH", path=r"/bonds/3/routes/8/$", status=204, count=1))
-    with pytest.raises(bondha.ApplyError) as info:
-        bondha.reconcile(config, Role.BACKUP)
-    remaining = info.value.result.remaining
-    assert [(c.ref.id, c.enabled) for c in remaining] == [(8, True)]
-    assert writes(server) == 5
+    result = bondha.reconcile(config, Role.BACKUP)
+    assert result.converged
+    assert result.rounds == 2
+    assert writes(server) == 6
+    assert server.get_object(3, Kind.ROUTE, 8)["enabled"] is True
