@@ -8,11 +8,13 @@ facts are asserted (who is active, no overlap, no write without a transition).
 
 from __future__ import annotations
 
+import signal
+import time
 from pathlib import Path
 
 import pytest
 
-from .testbed import BONDS, TestBed, measure, wait_for
+from .testbed import BONDS, TestBed, daemon_available, measure, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -100,3 +102,42 @@ def test_unsafe_hook_is_refused_by_keepalived(bed: TestBed) -> None:
     assert f"Unsafe permissions found for script '{hook}' - disabling" in bed.log(
         "keepalived-master")
     assert bed.events() == [], "keepalived ran a hook that anyone could have changed"
+
+
+def test_daemon_converges_when_the_server_is_back_without_a_new_transition(
+        bed: TestBed) -> None:
+    if not daemon_available():
+        pytest.skip("bondha has no daemon command yet (branch issue-daemon not merged)")
+    config = bed.start_server()
+    for role in ("master", "backup"):
+        own = bed.start_daemon(role, config)
+        fifo = bed.workdir / f"{role}.fifo"
+        conf = bed.render_keepalived(role, own, fifo=fifo)
+        assert f"vrrp_notify_fifo {fifo}" in conf.read_text()
+        bed.start_keepalived(role, conf)
+    wait_for(lambda: bed.transitions("master") >= 1, HOOK_TIMEOUT, "master's MASTER",
+             bed.diagnostics)
+    assert bed.active_bond() == BONDS["master"]
+
+    # 4. The management server is unreachable while the master fails.
+    bed.set_server_link(up=False)
+    bed.kill("keepalived-master")
+    wait_for(lambda: bed.transitions("backup") >= 1, HOOK_TIMEOUT, "backup's MASTER",
+             bed.diagnostics)
+    time.sleep(3)  # the daemon tries, and fails, while the server is away
+    bed.set_server_link(up=True)
+    wait_for(lambda: bed.active_bond() == BONDS["backup"], 60,
+             "the daemon to converge once the server is back", bed.diagnostics)
+    assert bed.transitions("backup") == 1, "converged without a new keepalived transition"
+    assert bed.stats()["address_report"]["overlap_moments"] == 0
+
+    # 3. With the server reachable, the master's return moves the objects back.
+    bed.start_keepalived("master", bed.workdir / "keepalived-master.conf")
+    wait_for(lambda: bed.active_bond() == BONDS["master"], HOOK_TIMEOUT,
+             "the objects to move back", bed.diagnostics)
+    assert bed.stats()["address_report"]["overlap_moments"] == 0
+    for role in ("master", "backup"):
+        process = bed.processes[f"daemon-{role}"]
+        assert process.poll() is None, bed.log(f"daemon-{role}")
+        bed.kill(f"daemon-{role}", signal.SIGTERM)
+        assert process.returncode == 0, bed.log(f"daemon-{role}")

@@ -338,6 +338,19 @@ class TestBed:
             "--vrrp", "--use-file", str(conf), "--pid", str(run / "keepalived.pid"),
             "--vrrp_pid", str(run / "vrrp.pid")])
 
+    def start_daemon(self, role: str, config: Path) -> Path:
+        """``bondha daemon`` on a bonder, with its own FIFO and state directory; the config
+        it runs with (the server's config plus a ``[bondha]`` section)."""
+        fifo = self.workdir / f"{role}.fifo"
+        state = self.workdir / f"state-{role}"
+        own = self.workdir / f"swap-active-bond-{role}.conf"
+        own.write_text(config.read_text() + f"[bondha]\nnotify_fifo = {fifo}\n"
+                       f"state_dir = {state}\n")
+        self.share_with_script_user(own, 0o640)
+        self.start(f"daemon-{role}", role[0], [self.python, "-m", "bondha", "--config", str(own),
+                                               "daemon"], env={"BONDHA_SYSLOG": "0"})
+        return own
+
     def transitions(self, role: str, state: str = "MASTER") -> int:
         """How often keepalived of ``role`` logged entering ``state``."""
         return self.log(f"keepalived-{role}").count(f"Entering {state} STATE")
@@ -400,3 +413,9 @@ def measure(bed: TestBed, event_at: float, writes_before: int,
         overlap_moments=report["overlap_moments"] - report_before["overlap_moments"],
         dark_seconds=report["dark_seconds"] - report_before["dark_seconds"],
     )
+
+
+def daemon_available(python: str = sys.executable) -> bool:
+    """Whether this bondha has the ``daemon`` command (branch issue-daemon)."""
+    probe = _run(python, "-m", "bondha", "daemon", "--help", check=False)
+    return probe.returncode == 0
