@@ -11,11 +11,13 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
     from .config import Config
     from .model import Role
+    from .reconciler import Result
 
 __all__ = ["main"]
 
@@ -36,6 +38,7 @@ examples:
   bondha apply --active master               make the master bond active and verify
   bondha --json status                       which bond has each floating address
   bondha notify INSTANCE VI_1 MASTER 10      what keepalived's notify runs
+  bondha daemon --fifo /run/bondha/notify.fifo   follow keepalived's notify_fifo, repair drift
   bondha demo                                a failover against a built-in stand-in server
 """
 
@@ -65,19 +68,29 @@ def _role(args: argparse.Namespace) -> Role:
 
 
 def _reconcile(args: argparse.Namespace, role: Role, *, dry_run: bool) -> int:
-    from .errors import ApplyError
     from .reconciler import reconcile
 
     config = _load(args)
+    return _report(args, lambda: reconcile(config, role, dry_run=dry_run), dry_run=dry_run)
+
+
+def _report(args: argparse.Namespace, work: Callable[[], Result | None], *,
+            dry_run: bool) -> int:
+    """Print what ``work`` did; 0 when it converged, was superseded by a newer event, or
+    had nothing to do (None: a keepalived event that asks for no write)."""
+    from .errors import ApplyError
+
     try:
-        result = reconcile(config, role, dry_run=dry_run)
+        result = work()
     except ApplyError as exc:
         result = exc.result
+    if result is None:
+        return 0
     if args.json:
         _print_json(result.plan.to_json() if dry_run else result.to_json())
     else:
         emit(result.render())
-    return 0 if dry_run or result.converged else 1
+    return 0 if dry_run or result.converged or result.superseded else 1
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -160,17 +173,19 @@ def cmd_keepalived_config(args: argparse.Namespace) -> int:
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
-    from .keepalived import parse_notify_args, role_for
+    from .keepalived import parse_notify_args
+    from .transition import notify
 
     event = parse_notify_args(args.event)
-    role = role_for(event)
-    if role is None:
-        log.info("keepalived %s %s is %s (priority %d): this node makes no change",
-                 event.type, event.name, event.state.value, event.priority)
-        return 0
-    log.info("keepalived %s %s is MASTER with priority %d: making the %s bond active",
-             event.type, event.name, event.priority, role.value)
-    return _reconcile(args, role, dry_run=False)
+    config = _load(args)
+    return _report(args, lambda: notify(config, event), dry_run=False)
+
+
+def cmd_daemon(args: argparse.Namespace) -> int:
+    from .config import config_path
+    from .daemon import run_daemon
+
+    return run_daemon(config_path(args.config), args.fifo)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -231,6 +246,14 @@ def build_parser() -> argparse.ArgumentParser:
     # Taken as a whole and checked by parse_notify_args, so that odd arguments from keepalived
     # or a hand-written test get the notify-specific message.
     notify.add_argument("event", nargs=argparse.REMAINDER, metavar="TYPE NAME STATE PRIORITY")
+    daemon = command("daemon", cmd_daemon,
+                     "follow keepalived's notify_fifo in the foreground: apply each transition "
+                     "at once and, while MASTER, repair drift every [bondha] reconcile_interval "
+                     "seconds; SIGTERM stops (exit 0), SIGHUP reloads the config",
+                     "bondha daemon --fifo /run/bondha/notify.fifo")
+    daemon.add_argument("--fifo", metavar="PATH", type=Path,
+                        help="the FIFO keepalived writes to (global_defs notify_fifo); "
+                             "default [bondha] notify_fifo; created (mode 0600) if absent")
     command("demo", cmd_demo, "fail over and back against a built-in stand-in server",
             "bondha demo")
     return parser

@@ -52,7 +52,8 @@ class ApiClient:
 
     Use as ``async with ApiClient(settings) as api: ...``. ``transport``
     replaces the network (``httpx.MockTransport``, an ASGI app, a test
-    server's transport); ``pool_size`` bounds the connections kept open.
+    server's transport); ``pool_size`` bounds the connections kept open;
+    ``guard`` is called before each write and may raise to stop the writing.
     """
 
     def __init__(
@@ -62,8 +63,12 @@ class ApiClient:
         policy: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
+        guard: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
+        # Called before every write and during retry waits; raises (Superseded) to stop a
+        # run that a newer keepalived event or a shutdown has taken over.
+        self.guard = guard
         self.pool_size = pool_size
         self.policy = policy or RetryPolicy(settings.attempts, settings.attempt_delay)
         self.counters = Counters()
@@ -147,7 +152,8 @@ class ApiClient:
     async def _call(self, method: str, url: str, where: Where,
                     body: dict[str, Any] | None = None) -> Any:
         what = f"{method} {_describe(where)}"
-        return await retry.call(self.policy, what, lambda: self._once(method, url, where, body))
+        return await retry.call(self.policy, what, lambda: self._once(method, url, where, body),
+                                self.guard)
 
     def _timeout(self) -> float:
         remaining = self.policy.remaining()
@@ -159,6 +165,8 @@ class ApiClient:
         if method == "GET":
             self.counters.reads += 1
         else:
+            if self.guard is not None:
+                self.guard()
             self.counters.writes += 1
         try:
             response = await self._http.request(method, url, json=body, timeout=self._timeout())

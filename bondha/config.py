@@ -67,6 +67,13 @@ class HaSettings:
 
     pool_size: int = 8  # connections to the management server at most, and writes in flight
     deadline: float = 30.0  # seconds one reconcile may take, retries included
+    # When the disable on the inactive bond fails for good: "hold" the enable (the address goes
+    # dark) or "enable" anyway (both bonds claim it until the disable succeeds).
+    on_disable_failure: str = "hold"
+    state_dir: Path | None = None  # lock and event record; None: $BONDHA_STATE_DIR or /run/bondha
+    notify_fifo: Path | None = None  # keepalived's notify_fifo, read by `bondha daemon`
+    instances: tuple[str, ...] = ()  # VRRP instances the daemon follows; () means all
+    reconcile_interval: float = 30.0  # seconds between the daemon's checks while MASTER
 
 @attrs.frozen
 class Config:
@@ -649,4 +656,66 @@ def _read_ha(report: _Report, values: _Values) -> HaSettings:
         deadline=_optional(
             report, values, "deadline", _timeout, _HA_DEFAULTS.deadline, section=_HA
         ),
+        on_disable_failure=_optional(
+            report, values, "on_disable_failure", _disable_failure_policy,
+            _HA_DEFAULTS.on_disable_failure, section=_HA,
+        ),
+        state_dir=_optional_path(report, values, "state_dir"),
+        notify_fifo=_optional_path(report, values, "notify_fifo"),
+        instances=_instances(report, values),
+        reconcile_interval=_optional(
+            report, values, "reconcile_interval", _interval, _HA_DEFAULTS.reconcile_interval,
+            section=_HA,
+        ),
     )
+
+
+DISABLE_FAILURE_POLICIES = ("hold", "enable")
+
+
+def _disable_failure_policy(text: str) -> str:
+    if text.lower() not in DISABLE_FAILURE_POLICIES:
+        raise _Invalid("must be hold (the safe default: never two bonds) or enable")
+    return text.lower()
+
+
+def _interval(text: str) -> float:
+    seconds = _seconds(text, zero_ok=False)
+    if seconds < 0.1:
+        raise _Invalid("must be 0.1 seconds or more; a management server is no load-test target")
+    return seconds
+
+
+def _path(text: str) -> Path:
+    if not text.startswith("/"):
+        raise _Invalid("must be an absolute path (starting with /)")
+    if any(not ch.isprintable() for ch in text):
+        raise _Invalid("contains control characters")
+    return Path(text)
+
+
+def _optional_path(report: _Report, values: _Values, option: str) -> Path | None:
+    value = values.get(_HA, option)
+    if value is None or not value.text:
+        return None  # blank: the default
+    return _convert(report, value, _path)
+
+
+_INSTANCE_NAME = re.compile(r"[^\s\"']+")
+
+
+def _instances(report: _Report, values: _Values) -> tuple[str, ...]:
+    """``instances = VI_1, VI_2``: the VRRP instances to follow; blank or absent: all."""
+    value = values.get(_HA, "instances")
+    if value is None or not value.text:
+        return ()
+    names: list[str] = []
+    for number, name in enumerate((n.strip() for n in value.text.split(",")), start=1):
+        if not _INSTANCE_NAME.fullmatch(name):
+            what = "is empty (a stray comma?)" if not name else f"{name!r} is not an instance name"
+            report.error(report.where(value.section, "instances", value.text),
+                         f"item {number} {what}")
+            return ()
+        if name not in names:
+            names.append(name)
+    return tuple(names)

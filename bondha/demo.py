@@ -6,6 +6,7 @@ status, and the server's own account of dark time and overlap.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,11 @@ from .testing import StandInServer, example_fixture
 __all__ = ["run_demo"]
 
 
+def _mask(line: str) -> str:
+    key = line.split("=", 1)[0].strip()
+    return f"{key} = ********" if key == "passwd" else line
+
+
 def run_demo() -> int:
     fixture = example_fixture()
     with StandInServer(fixture, latency=0.005) as server, tempfile.TemporaryDirectory() as tmp:
@@ -27,7 +33,11 @@ def run_demo() -> int:
         path.chmod(0o600)
         config = load_config(path)
         emit(f"stand-in management server at {server.url}; config {path}:")
-        emit("\n".join(f"  {line}" for line in path.read_text().splitlines() if line.strip()))
+        emit("\n".join(f"  {_mask(line)}" for line in path.read_text().splitlines()
+                       if line.strip()))
+        # The result printed after each apply says what changed; the per-write logs would
+        # repeat it line by line.
+        logging.getLogger("bondha").setLevel(logging.WARNING)
 
         def section(title: str) -> None:
             emit(f"\n=== {title}")

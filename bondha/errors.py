@@ -17,6 +17,7 @@ never contains a password or an Authorization header::
     │   ├── TransportError     connection refused/reset, timeout, TLS: retried
     │   └── BadResponse        a body that is not the JSON that was expected
     ├── StateError             the state directory cannot be used (lock, event file)
+    ├── Superseded             a newer keepalived event (or shutdown) took over   exit 0
     └── ApplyError             writes started but the pair did not converge   exit 1
                                (carries the Result: what was and was not done)
 
@@ -60,6 +61,15 @@ class StateError(BondhaError):
     """The state directory (lock, event records) cannot be used."""
 
     exit_code = 1
+
+
+class Superseded(BondhaError):
+    """A newer keepalived event, or a shutdown, took over: this run stopped before its next write.
+
+    Not a failure of this run (exit 0): the newer event's run owns the outcome.
+    """
+
+    exit_code = 0
 
 
 class ApiError(BondhaError):

@@ -1,4 +1,4 @@
-"""keepalived's side: notify arguments -> an event -> the role to make active.
+"""keepalived's side: notify arguments or notify_fifo lines -> an event -> the role to make active.
 
 The how-to's convention: the same config on both bonders, priority 10 marks
 the master bonder, and only a MASTER transition acts. Pure: no I/O.
@@ -7,6 +7,7 @@ the master bonder, and only a MASTER transition acts. Pure: no I/O.
 from __future__ import annotations
 
 import enum
+import shlex
 from collections.abc import Sequence
 
 import attrs
@@ -14,7 +15,8 @@ import attrs
 from .errors import UsageError
 from .model import Role
 
-__all__ = ["MASTER_PRIORITY", "Event", "State", "parse_notify_args", "role_for"]
+__all__ = ["MASTER_PRIORITY", "Event", "State", "parse_fifo_line", "parse_notify_args",
+           "role_for"]
 
 MASTER_PRIORITY = 10
 
@@ -35,6 +37,9 @@ class Event:
     state: State
     priority: int
 
+    def __str__(self) -> str:
+        return f"{self.type} {self.name} {self.state.value} {self.priority}"
+
 
 def parse_notify_args(args: Sequence[str]) -> Event:
     """Validate keepalived's four notify arguments (TYPE and NAME are not used to decide)."""
@@ -52,6 +57,24 @@ def parse_notify_args(args: Sequence[str]) -> Event:
     if not priority_text.isdigit() or not 0 <= int(priority_text) <= 255:
         raise UsageError(f"notify: PRIORITY {priority_text!r} is not a whole number from 0 to 255")
     return Event(kind, name, state, int(priority_text))
+
+
+def parse_fifo_line(line: str) -> Event:
+    """One line of keepalived's notify_fifo, e.g. ``INSTANCE "VI_1" MASTER 10``.
+
+    The name comes in double quotes (keepalived 2.x); the same four fields as the notify
+    arguments follow. Anything else is a UsageError naming the line.
+    """
+    shown = repr(line if len(line) <= 80 else line[:77] + "...")
+    try:
+        fields = shlex.split(line)
+    except ValueError as exc:
+        raise UsageError(f"notify_fifo line {shown}: {exc}") from None
+    try:
+        return parse_notify_args(fields)
+    except UsageError as exc:
+        raise UsageError(f"notify_fifo line {shown}: {str(exc).removeprefix('notify: ')}"
+                         ) from None
 
 
 def role_for(event: Event) -> Role | None:

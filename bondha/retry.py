@@ -9,6 +9,7 @@ error is re-raised unchanged so its message reaches the operator.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -20,7 +21,7 @@ import tenacity
 
 from .errors import ApiError
 
-__all__ = ["RetryPolicy", "call"]
+__all__ = ["RetryPolicy", "call", "sleep"]
 
 T = TypeVar("T")
 log = logging.getLogger("bondha.retry")
@@ -48,6 +49,11 @@ class RetryPolicy:
     def with_deadline(self, deadline_at: float | None) -> RetryPolicy:
         return attrs.evolve(self, deadline_at=deadline_at)
 
+    def backoff(self, attempt: int) -> float:
+        """The wait after failed attempt number ``attempt`` (1-based): doubling, with jitter."""
+        wait = min(self.max_delay, self.delay * 2 ** (attempt - 1))
+        return float(wait * (1 + random.uniform(-self.jitter, self.jitter)))  # noqa: S311 - not crypto
+
     def remaining(self) -> float | None:
         """Seconds left before the deadline, or None when there is none."""
         if self.deadline_at is None:
@@ -57,8 +63,7 @@ class RetryPolicy:
 
 def _wait(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], float]:
     def wait(state: tenacity.RetryCallState) -> float:
-        backoff = min(policy.max_delay, policy.delay * 2 ** (state.attempt_number - 1))
-        backoff *= 1 + random.uniform(-policy.jitter, policy.jitter)  # noqa: S311 - not crypto
+        backoff = policy.backoff(state.attempt_number)
         error = state.outcome.exception() if state.outcome else None
         retry_after = error.retry_after if isinstance(error, ApiError) else None
         return float(max(backoff, retry_after or 0.0))
@@ -87,12 +92,34 @@ def _log_retry(what: str) -> Callable[[tenacity.RetryCallState], None]:
     return before_sleep
 
 
-async def call(policy: RetryPolicy, what: str, fn: Callable[[], Awaitable[T]]) -> T:
+async def sleep(seconds: float, interrupt: Callable[[], None] | None = None) -> None:
+    """``asyncio.sleep`` in short slices, calling ``interrupt`` (which may raise) before each.
+
+    So that a run superseded by a newer keepalived event, or a daemon told to stop, does not
+    sit out a long backoff while holding the lock.
+    """
+    end = time.monotonic() + seconds
+    while True:
+        if interrupt is not None:
+            interrupt()
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        await asyncio.sleep(min(left, _SLICE))
+
+
+_SLICE = 0.05
+
+
+async def call(policy: RetryPolicy, what: str, fn: Callable[[], Awaitable[T]],
+               interrupt: Callable[[], None] | None = None) -> T:
     """Await ``fn()`` until it succeeds, fails for good, or the policy gives up.
 
-    ``what`` names the operation in the log line of each retry.
+    ``what`` names the operation in the log line of each retry; ``interrupt`` is called
+    while waiting between attempts and may raise to abandon the call.
     """
     retrying = tenacity.AsyncRetrying(
+        sleep=lambda seconds: sleep(seconds, interrupt),
         stop=_stop(policy),
         wait=_wait(policy),
         retry=tenacity.retry_if_exception(lambda e: isinstance(e, ApiError) and e.retryable),

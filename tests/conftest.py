@@ -20,6 +20,14 @@ HOOK = ROOT / "hooks" / "swap-active-bond"
 os.environ["BONDHA_SYSLOG"] = "0"
 
 
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test is one node with its own state directory (never the machine's /run/bondha)."""
+    path = tmp_path / "state"
+    monkeypatch.setenv("BONDHA_STATE_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def fixture() -> Fixture:
     return example_fixture()

@@ -98,7 +98,9 @@ def test_missing_config_is_exit_2(tmp_path: Path) -> None:
 
 def test_unreachable_server_is_exit_1(config_path: Path, server: StandInServer) -> None:
     server.stop()
+    # Faults a retry can fix are retried until the deadline: keep it short here.
     text = config_path.read_text().replace("attempts = 3", "attempts = 2")
+    text += "[bondha]\ndeadline = 1\n"
     out = bondha("apply", "--active", "backup", config=write_config(config_path, text))
     assert out.returncode == 1
     assert "cannot reach" in out.stderr

@@ -762,7 +762,33 @@ def test_bondha_section_values() -> None:
     assert config.warnings == ()
 
 
+def test_bondha_reliability_options() -> None:
+    config = parse_config(render(extra=(
+        "[bondha]\non_disable_failure = Enable\nstate_dir = /var/lib/bondha\n"
+        "notify_fifo = /run/bondha/notify.fifo\ninstances = VI_1, VI_2,VI_1\n"
+        "reconcile_interval = 2.5\n")))
+    assert config.ha == HaSettings(
+        on_disable_failure="enable", state_dir=Path("/var/lib/bondha"),
+        notify_fifo=Path("/run/bondha/notify.fifo"), instances=("VI_1", "VI_2"),
+        reconcile_interval=2.5)
+    assert config.warnings == ()
+
+
+def test_bondha_reliability_defaults() -> None:
+    ha = parse_config(render(extra="[bondha]\ninstances =\nstate_dir =\n")).ha
+    assert (ha.on_disable_failure, ha.state_dir, ha.notify_fifo, ha.instances,
+            ha.reconcile_interval) == ("hold", None, None, (), 30.0)
+
+
 @pytest.mark.parametrize(("line", "message"), [
+    ("on_disable_failure = maybe", "must be hold"),
+    ("state_dir = run/bondha", "absolute path"),
+    ("notify_fifo = fifo", "absolute path"),
+    ("instances = VI_1,,VI_2", "item 2 is empty"),
+    ("instances = \"VI_1\"", "not an instance name"),
+    ("reconcile_interval = 0", "more than 0 seconds"),
+    ("reconcile_interval = 0.01", "0.1 seconds or more"),
+    ("reconcile_interval = often", "not a number of seconds"),
     ("pool_size = 0", "must be 1 or more"),
     ("pool_size = 500", "must be 100 or less"),
     ("pool_size = many", "not a whole number"),
