@@ -150,7 +150,9 @@ def _check_keepalived(args: argparse.Namespace, config: Config) -> list[str]:
         return []
     from .keepalived_conf import check_keepalived_file
 
-    findings = check_keepalived_file(args.keepalived, config_path=str(config.source))
+    fifo = config.ha.notify_fifo
+    findings = check_keepalived_file(args.keepalived, config_path=str(config.source),
+                                     fifo=None if fifo is None else str(fifo))
     return [finding.render(args.keepalived) for finding in findings] or [
         f"keepalived {args.keepalived}: ok"]
 
@@ -160,14 +162,17 @@ def cmd_keepalived_config(args: argparse.Namespace) -> int:
     from .keepalived_conf import KeepalivedSettings, render_keepalived_conf
     from .model import Role
 
-    _load(args)  # the pair's config must be valid before keepalived is told to run bondha
+    # The pair's config must be valid before keepalived is told to run bondha; its
+    # [bondha] notify_fifo, if set, is where keepalived must write.
+    config = _load(args)
     path = config_path(args.config)
+    fifo = args.fifo or (str(config.ha.notify_fifo) if config.ha.notify_fifo else None)
     settings = KeepalivedSettings.create(
         Role(args.role), args.interface, args.src, args.peer, args.auth_pass,
         priority=args.priority, router_id=args.router_id, instance=args.instance,
         advert_int=args.advert_int, track_script=args.track_script or None, hook=args.hook,
         config_path=None if path == DEFAULT_CONFIG_PATH else str(path.absolute()),
-        fifo=args.fifo, script_user=args.script_user)
+        fifo=fifo, script_user=args.script_user)
     emit(render_keepalived_conf(settings).rstrip("\n"))
     return 0
 
@@ -282,7 +287,7 @@ def _keepalived_config_parser(sub: argparse.ArgumentParser) -> None:
                      help="where the notify hook is installed (default %(default)s)")
     sub.add_argument("--fifo", metavar="PATH",
                      help="write events to this FIFO for `bondha daemon` instead of running "
-                          "the hook")
+                          "the hook (default: [bondha] notify_fifo of the config, if set)")
     sub.add_argument("--script-user", default=DEFAULT_SCRIPT_USER, metavar="USER",
                      help="user keepalived runs the hook as; it must be able to read the "
                           "config (default %(default)s)")

@@ -35,11 +35,13 @@ def wait_hook(bed: TestBed, state: str, priority: int, count: int) -> None:
 
 
 def start_notify_pair(bed: TestBed) -> Path:
+    """The pair as docs/operators.md sets it up; returns the master's config."""
     config = bed.start_server()
     hook = bed.install_hook()
     for role in ("master", "backup"):
-        bed.start_keepalived(role, bed.render_keepalived(role, config, hook=hook))
-    return config
+        own = bed.role_config(role, config)
+        bed.start_keepalived(role, bed.render_keepalived(role, own, hook=hook))
+    return bed.workdir / "swap-active-bond-master.conf"
 
 
 def test_notify_hook_fails_over_and_back(bed: TestBed) -> None:
@@ -110,10 +112,13 @@ def test_daemon_converges_when_the_server_is_back_without_a_new_transition(
         pytest.skip("bondha has no daemon command yet (branch issue-daemon not merged)")
     config = bed.start_server()
     for role in ("master", "backup"):
-        own = bed.start_daemon(role, config)
-        fifo = bed.workdir / f"{role}.fifo"
-        conf = bed.render_keepalived(role, own, fifo=fifo)
-        assert f"vrrp_notify_fifo {fifo}" in conf.read_text()
+        own = bed.role_config(role, config, fifo=True)
+        bed.start_daemon(role, own)
+        conf = bed.render_keepalived(role, own, fifo=bed.fifo(role))
+        assert f"vrrp_notify_fifo {bed.fifo(role)}" in conf.read_text()
+        checked = bed.bondha_as_script_user(role, "--config", str(own), "check",
+                                            "--keepalived", str(conf))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
         bed.start_keepalived(role, conf)
     wait_for(lambda: bed.transitions("master") >= 1, HOOK_TIMEOUT, "master's MASTER",
              bed.diagnostics)
@@ -125,6 +130,9 @@ def test_daemon_converges_when_the_server_is_back_without_a_new_transition(
     wait_for(lambda: bed.transitions("backup") >= 1, HOOK_TIMEOUT, "backup's MASTER",
              bed.diagnostics)
     time.sleep(3)  # the daemon tries, and fails, while the server is away
+    assert bed.active_bond() == BONDS["master"], "nothing could be written: server away"
+    assert "no answer from" in bed.log("daemon-backup") or "cannot reach" in bed.log(
+        "daemon-backup"), bed.log("daemon-backup")
     bed.set_server_link(up=True)
     wait_for(lambda: bed.active_bond() == BONDS["backup"], 60,
              "the daemon to converge once the server is back", bed.diagnostics)

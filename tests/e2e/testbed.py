@@ -174,9 +174,11 @@ class TestBed:
               env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """Run ``command`` in namespace ``ns``, in its own process group, logging to a file."""
         log = (self.workdir / f"{key}.log").open("ab")
+        environ = {k: v for k, v in os.environ.items() if k not in ("BONDHA_STATE_DIR",
+                                                                     "BONDHA_CONFIG")}
         process = subprocess.Popen(["ip", "netns", "exec", self.ns(ns), *command],
                                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True, env={**os.environ, **(env or {})})
+                                   start_new_session=True, env={**environ, **(env or {})})
         log.close()
         self.processes[key] = process
         return process
@@ -307,6 +309,8 @@ class TestBed:
 
         Only from inside the bed: the server's address means nothing on the host.
         """
+        if not self.python_for_hook:
+            self.python_for_hook, self.hook_env = hook_python()
         env = [f"{k}={v}" for k, v in self.hook_env.items()]
         return _run("ip", "netns", "exec", self.ns(role[0]), "runuser", "-u", SCRIPT_USER, "--",
                     "env", *env, self.python_for_hook, "-m", "bondha", *args, check=False,
@@ -338,18 +342,35 @@ class TestBed:
             "--vrrp", "--use-file", str(conf), "--pid", str(run / "keepalived.pid"),
             "--vrrp_pid", str(run / "vrrp.pid")])
 
-    def start_daemon(self, role: str, config: Path) -> Path:
-        """``bondha daemon`` on a bonder, with its own FIFO and state directory; the config
-        it runs with (the server's config plus a ``[bondha]`` section)."""
-        fifo = self.workdir / f"{role}.fifo"
+    def role_config(self, role: str, config: Path, *, fifo: bool = False) -> Path:
+        """The server's config plus a ``[bondha]`` section of this bonder's own.
+
+        Both bonders share one file system here, so each gets its own state directory
+        (lock and event record), owned by whoever runs bondha: the script user for the
+        hook, root for the daemon, as in docs/operators.md.
+        """
         state = self.workdir / f"state-{role}"
+        state.mkdir(mode=0o700)
+        if not fifo:
+            os.chown(state, *_ids(SCRIPT_USER))
         own = self.workdir / f"swap-active-bond-{role}.conf"
-        own.write_text(config.read_text() + f"[bondha]\nnotify_fifo = {fifo}\n"
-                       f"state_dir = {state}\n")
+        section = f"[bondha]\nstate_dir = {state}\n"
+        if fifo:
+            section += f"notify_fifo = {self.fifo(role)}\n"
+        own.write_text(config.read_text() + section)
         self.share_with_script_user(own, 0o640)
-        self.start(f"daemon-{role}", role[0], [self.python, "-m", "bondha", "--config", str(own),
-                                               "daemon"], env={"BONDHA_SYSLOG": "0"})
         return own
+
+    def fifo(self, role: str) -> Path:
+        return self.workdir / f"{role}.fifo"
+
+    def start_daemon(self, role: str, config: Path) -> None:
+        """``bondha daemon`` on a bonder, as the docs' systemd unit runs it."""
+        self.start(f"daemon-{role}", role[0], [self.python, "-m", "bondha", "--config",
+                                               str(config), "daemon"],
+                   env={"BONDHA_SYSLOG": "0"})
+        wait_for(self.fifo(role).exists, 20, f"the {role} daemon's FIFO",
+                 lambda: self.log(f"daemon-{role}"))
 
     def transitions(self, role: str, state: str = "MASTER") -> int:
         """How often keepalived of ``role`` logged entering ``state``."""
