@@ -40,18 +40,15 @@ def _next_start(bed: TestBed, state: str, priority: str, seen: int) -> Event:
     wait_for(lambda: sum(1 for e in bed.events() if e.what == "exit"
                          and e.args[2:] == (state, priority)) > seen, 60,
              "the hook to finish", bed.diagnostics)
+    if bed.failed_hook_runs():
+        raise AssertionError(f"the hook failed: {bed.failed_hook_runs()}\n{bed.diagnostics()}")
     return event
 
 
 def run(cycles: int) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     with open_bed() as bed:
-        config = bed.start_server()
-        hook = bed.install_hook()
-        confs = {role: bed.render_keepalived(role, config, hook=hook)
-                 for role in ("master", "backup")}
-        for role, conf in confs.items():
-            bed.start_keepalived(role, conf)
+        confs = bed.start_notify_pair()
         _next_start(bed, "MASTER", "10", 0)
         for cycle in range(cycles):
             for name, action, state, priority in (

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
@@ -30,22 +29,13 @@ def hook_runs(bed: TestBed, state: str, priority: int) -> int:
 def wait_hook(bed: TestBed, state: str, priority: int, count: int) -> None:
     wait_for(lambda: hook_runs(bed, state, priority) >= count, HOOK_TIMEOUT,
              f"hook run #{count} for {state} {priority}", bed.diagnostics)
-    failed = [e for e in bed.events() if e.what == "exit" and e.code != 0]
+    failed = bed.failed_hook_runs()
     assert not failed, f"hook failed: {failed}\n{bed.diagnostics()}"
 
 
-def start_notify_pair(bed: TestBed) -> Path:
-    """The pair as docs/operators.md sets it up; returns the master's config."""
-    config = bed.start_server()
-    hook = bed.install_hook()
-    for role in ("master", "backup"):
-        own = bed.role_config(role, config)
-        bed.start_keepalived(role, bed.render_keepalived(role, own, hook=hook))
-    return bed.workdir / "swap-active-bond-master.conf"
-
-
 def test_notify_hook_fails_over_and_back(bed: TestBed) -> None:
-    config = start_notify_pair(bed)
+    confs = bed.start_notify_pair()
+    config = bed.workdir / "swap-active-bond-master.conf"
     # 1. Start: the master bonder is master, its hook finds nothing to do.
     wait_hook(bed, "MASTER", 10, 1)
     wait_for(lambda: bed.transitions("backup", "BACKUP") >= 1, HOOK_TIMEOUT, "backup's BACKUP",
@@ -66,7 +56,7 @@ def test_notify_hook_fails_over_and_back(bed: TestBed) -> None:
 
     # 3. The master comes back, preempts, and takes the objects back.
     after_failover = bed.stats()
-    bed.start_keepalived("master", bed.workdir / "keepalived-master.conf")
+    bed.start_keepalived("master", confs["master"])
     wait_hook(bed, "MASTER", 10, 2)
     wait_hook(bed, "BACKUP", 9, 1)
     assert bed.active_bond() == BONDS["master"], bed.diagnostics()
@@ -82,7 +72,7 @@ def test_notify_hook_fails_over_and_back(bed: TestBed) -> None:
         assert "SECURITY VIOLATION" not in log, log
         assert "Unsafe permissions" not in log, log
     checked = bed.bondha_as_script_user("master", "--config", str(config), "check",
-                                        "--keepalived", str(bed.workdir / "keepalived-master.conf"))
+                                        "--keepalived", str(confs["master"]))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "error" not in checked.stdout, checked.stdout
     assert "check passed" in checked.stdout

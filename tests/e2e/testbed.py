@@ -372,6 +372,24 @@ class TestBed:
         wait_for(self.fifo(role).exists, 20, f"the {role} daemon's FIFO",
                  lambda: self.log(f"daemon-{role}"))
 
+    def start_notify_pair(self) -> dict[str, Path]:
+        """Server, hook and both keepalived as docs/operators.md sets them up.
+
+        Returns each bonder's keepalived.conf (the bonder's bondha config sits beside it
+        as ``swap-active-bond-ROLE.conf``).
+        """
+        config = self.start_server()
+        hook = self.install_hook()
+        confs = {}
+        for role in ("master", "backup"):
+            own = self.role_config(role, config)
+            confs[role] = self.render_keepalived(role, own, hook=hook)
+            self.start_keepalived(role, confs[role])
+        return confs
+
+    def failed_hook_runs(self) -> list[Event]:
+        return [e for e in self.events() if e.what == "exit" and e.code != 0]
+
     def transitions(self, role: str, state: str = "MASTER") -> int:
         """How often keepalived of ``role`` logged entering ``state``."""
         return self.log(f"keepalived-{role}").count(f"Entering {state} STATE")
