@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from .testbed import BONDS, TestBed, daemon_available, measure, wait_for
+from .testbed import BONDS, TestBed, measure, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -98,8 +98,6 @@ def test_unsafe_hook_is_refused_by_keepalived(bed: TestBed) -> None:
 
 def test_daemon_converges_when_the_server_is_back_without_a_new_transition(
         bed: TestBed) -> None:
-    if not daemon_available():
-        pytest.skip("bondha has no daemon command yet (branch issue-daemon not merged)")
     config = bed.start_server()
     for role in ("master", "backup"):
         own = bed.role_config(role, config, fifo=True)

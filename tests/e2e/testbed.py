@@ -453,8 +453,3 @@ def measure(bed: TestBed, event_at: float, writes_before: int,
         dark_seconds=report["dark_seconds"] - report_before["dark_seconds"],
     )
 
-
-def daemon_available(python: str = sys.executable) -> bool:
-    """Whether this bondha has the ``daemon`` command (branch issue-daemon)."""
-    probe = _run(python, "-m", "bondha", "daemon", "--help", check=False)
-    return probe.returncode == 0
