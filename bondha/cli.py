@@ -42,6 +42,10 @@ examples:
   bondha --json status                       the same for automation (bondha.status/2)
   bondha discover --master-bond 1 --backup-bond 3 --write
                                              find the floating pairs, write [bond]
+  bondha check --keepalived /etc/keepalived/keepalived.conf
+                                             also the keepalived.conf of this bonder
+  bondha keepalived-config --role master --interface eth1 --src 192.168.66.1 \\
+      --peer 192.168.66.2 --auth-pass horsebat   the keepalived.conf the docs describe
   bondha notify INSTANCE VI_1 MASTER 10      what keepalived's notify runs
   bondha daemon --fifo /run/bondha/notify.fifo   follow keepalived's notify_fifo, repair drift
   bondha demo                                a failover against a built-in stand-in server
@@ -163,10 +167,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .status import pair_findings
 
     config = _load(args)
+    keepalived = _check_keepalived(args, config)
+    if not args.json:  # before the server is asked: an unreachable server must not hide them
+        for line in keepalived:
+            emit(line)
     live = read_live(config)
     findings = [*config.warnings, *pair_findings(config.pair, live)]
     if args.json:
-        _print_json({"schema": "bondha.check/1", "objects": len(live), "warnings": findings})
+        _print_json({"schema": "bondha.check/1", "objects": len(live), "warnings": findings,
+                     **({"keepalived": keepalived} if args.keepalived else {})})
     else:
         emit(f"config {config.source}: ok")
         emit(f"management server {config.api.base_url}: user {config.api.user!r} can read "
@@ -174,7 +183,43 @@ def cmd_check(args: argparse.Namespace) -> int:
              f"and {config.pair.backup.bond_id}")
         for finding in findings:
             emit(f"warning: {finding}")
-        emit("check passed" + (f" with {len(findings)} warnings" if findings else ""))
+        if any(": error: " in line for line in keepalived):
+            emit(f"check failed: {args.keepalived} breaks the pair")
+        else:
+            emit("check passed" + (f" with {len(findings)} warnings" if findings else ""))
+    return 2 if any(": error: " in line for line in keepalived) else 0
+
+
+def _check_keepalived(args: argparse.Namespace, config: Config) -> list[str]:
+    """``check --keepalived PATH``: one line per finding, ``PATH, line N: LEVEL: ...``."""
+    if not args.keepalived:
+        return []
+    from .keepalived_conf import check_keepalived_file
+
+    fifo = config.ha.notify_fifo
+    findings = check_keepalived_file(args.keepalived, config_path=str(config.source),
+                                     fifo=None if fifo is None else str(fifo))
+    return [finding.render(args.keepalived) for finding in findings] or [
+        f"keepalived {args.keepalived}: ok"]
+
+
+def cmd_keepalived_config(args: argparse.Namespace) -> int:
+    from .config import DEFAULT_CONFIG_PATH, config_path
+    from .keepalived_conf import KeepalivedSettings, render_keepalived_conf
+    from .model import Role
+
+    # The pair's config must be valid before keepalived is told to run bondha; its
+    # [bondha] notify_fifo, if set, is where keepalived must write.
+    config = _load(args)
+    path = config_path(args.config)
+    fifo = args.fifo or (str(config.ha.notify_fifo) if config.ha.notify_fifo else None)
+    settings = KeepalivedSettings.create(
+        Role(args.role), args.interface, args.src, args.peer, args.auth_pass,
+        priority=args.priority, router_id=args.router_id, instance=args.instance,
+        advert_int=args.advert_int, track_script=args.track_script or None, hook=args.hook,
+        config_path=None if path == DEFAULT_CONFIG_PATH else str(path.absolute()),
+        fifo=fifo, script_user=args.script_user)
+    emit(render_keepalived_conf(settings).rstrip("\n"))
     return 0
 
 
@@ -321,8 +366,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "one JSON document per line")
     status.add_argument("--count", type=_positive, metavar="N",
                         help="with --watch: stop after N refreshes")
-    command("check", cmd_check, "check config, credentials and every configured id (no writes)",
-            "bondha --config /etc/bonding/swap-active-bond.conf check")
+    check = command("check", cmd_check,
+                    "check config, credentials and every configured id (no writes)",
+                    "bondha --config /etc/bonding/swap-active-bond.conf check")
+    check.add_argument("--keepalived", metavar="PATH",
+                       help="also check this keepalived.conf for mistakes that break the "
+                            "pair (exit code 2 if it has any)")
     discover = command(
         "discover", cmd_discover,
         "read every connected IP, route and CPE NAT IP of two bonds, pair them by address "
@@ -343,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     discover.add_argument("--write", action="store_true",
                           help="put the section into the config file, keeping the rest and "
                                "the comments (old file kept as PATH.bak-TIMESTAMP, mode 0600)")
+    _keepalived_config_parser(command("keepalived-config", cmd_keepalived_config,
+        "print the keepalived.conf of one bonder (notify hook, or vrrp_notify_fifo)",
+        "bondha keepalived-config --role master --interface eth1 --src 192.168.66.1 "
+        "--peer 192.168.66.2 --auth-pass horsebat"))
     notify = command("notify", cmd_notify,
                      "act on keepalived's notify arguments: MASTER with priority 10 activates "
                      "the master bond, any other priority the backup bond; other states "
@@ -361,6 +414,35 @@ def build_parser() -> argparse.ArgumentParser:
     command("demo", cmd_demo, "fail over and back against a built-in stand-in server",
             "bondha demo")
     return parser
+
+
+def _keepalived_config_parser(sub: argparse.ArgumentParser) -> None:
+    from .keepalived_conf import DEFAULT_HOOK, DEFAULT_SCRIPT_USER, DEFAULT_TRACK_SCRIPT
+
+    sub.add_argument("--role", required=True, choices=["master", "backup"],
+                     help="which bonder this file is for")
+    sub.add_argument("--interface", required=True, help="the interface of the private IP")
+    sub.add_argument("--src", required=True, metavar="IP", help="this bonder's private IP")
+    sub.add_argument("--peer", required=True, metavar="IP", help="the other bonder's private IP")
+    sub.add_argument("--auth-pass", required=True, metavar="PASS",
+                     help="VRRP password, the same on both bonders (at most 8 characters)")
+    sub.add_argument("--priority", type=int,
+                     help="10 on the master (the default); 1 to 9 on the backup (default 9)")
+    sub.add_argument("--router-id", type=int, default=2,
+                     help="virtual_router_id, the same on both (default %(default)s)")
+    sub.add_argument("--instance", default="VI_1", help="vrrp_instance name (default %(default)s)")
+    sub.add_argument("--advert-int", type=float, default=1.0,
+                     help="seconds between adverts (default %(default)g)")
+    sub.add_argument("--track-script", default=DEFAULT_TRACK_SCRIPT, metavar="COMMAND",
+                     help="health check; '' for none (default %(default)r)")
+    sub.add_argument("--hook", default=DEFAULT_HOOK, metavar="PATH",
+                     help="where the notify hook is installed (default %(default)s)")
+    sub.add_argument("--fifo", metavar="PATH",
+                     help="write events to this FIFO for `bondha daemon` instead of running "
+                          "the hook (default: [bondha] notify_fifo of the config, if set)")
+    sub.add_argument("--script-user", default=DEFAULT_SCRIPT_USER, metavar="USER",
+                     help="user keepalived runs the hook as; it must be able to read the "
+                          "config (default %(default)s)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

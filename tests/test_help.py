@@ -9,7 +9,8 @@ import pytest
 
 from bondha.cli import build_parser, main
 
-COMMANDS = ("plan", "apply", "status", "check", "discover", "notify", "daemon", "demo")
+COMMANDS = ("plan", "apply", "status", "check", "discover", "keepalived-config", "notify",
+            "daemon", "demo")
 
 
 def help_of(*args: str) -> str:
