@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from typing import Any, Callable, Union
 from urllib.parse import urljoin, urlsplit
 
@@ -23,6 +24,7 @@ from .errors import (
     AuthError,
     BadRequest,
     BadResponse,
+    CertificateError,
     NotFound,
     PermissionDenied,
     RateLimited,
@@ -36,7 +38,7 @@ __all__ = ["DEFAULT_POOL_SIZE", "ApiClient", "Counters"]
 
 DEFAULT_POOL_SIZE = 8
 log = logging.getLogger("bondha.client")
-Where = Union[ObjectRef, tuple[int, Kind]]
+Where = Union[ObjectRef, tuple[int, Kind], str]  # an object, a collection, or said in words
 
 
 @attrs.define
@@ -70,7 +72,7 @@ class ApiClient:
         self._http = httpx.AsyncClient(
             auth=httpx.BasicAuth(settings.user, settings.password.value),
             timeout=settings.timeout,
-            verify=settings.verify_ssl,
+            verify=_tls_verify(settings),
             transport=transport,
             limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
             headers={"Accept": "application/json", "User-Agent": "bondha"},
@@ -88,17 +90,54 @@ class ApiClient:
 
     # -- URLs ---------------------------------------------------------------
 
-    def collection_url(self, bond_id: int, kind: Kind) -> str:
-        return f"{self.settings.api_root}bonds/{bond_id}/{kind.value}/"
+    def api_root(self, version: int | None = None) -> str:
+        """The configured API root, or the same server's root of another ``version``."""
+        if version is None:
+            return self.settings.api_root
+        return f"{self.settings.base_url}/api/v{version}/"
 
-    def detail_url(self, ref: ObjectRef) -> str:
-        return f"{self.collection_url(ref.bond_id, ref.kind)}{ref.id}/"
+    def collection_url(self, bond_id: int, kind: Kind, version: int | None = None) -> str:
+        return f"{self.api_root(version)}bonds/{bond_id}/{kind.value}/"
+
+    def detail_url(self, ref: ObjectRef, version: int | None = None) -> str:
+        return f"{self.collection_url(ref.bond_id, ref.kind, version)}{ref.id}/"
 
     # -- operations ---------------------------------------------------------
 
-    async def get_object(self, ref: ObjectRef) -> RoutingObject:
-        body = await self._call("GET", self.detail_url(ref), ref)
+    async def get_object(self, ref: ObjectRef, version: int | None = None) -> RoutingObject:
+        body = await self._call("GET", self.detail_url(ref, version), ref)
         return _parse_object(body, ref.bond_id, ref.kind, ref)
+
+    async def allowed(self, url: str, where: Where) -> tuple[frozenset[str] | None, Any]:
+        """OPTIONS ``url``: the methods its ``Allow`` header lists (None: no header) and the
+        metadata body (None: not JSON). Reads only; errors map as for any other request."""
+
+        async def once() -> tuple[frozenset[str] | None, Any]:
+            response = await self._send("OPTIONS", url, where, None)
+            if not response.is_success:
+                raise _error_for(response, "OPTIONS", where, self.settings.user)
+            allow = response.headers.get("allow")
+            methods = None if allow is None else frozenset(
+                method.strip().upper() for method in allow.split(",") if method.strip())
+            try:
+                body = response.json()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                body = None
+            return methods, body
+
+        return await retry.call(self.policy, f"OPTIONS {_describe(where)}", once)
+
+    async def list_bonds(self) -> list[int]:
+        """The ids of every bond the account can see (``GET bonds/``, paginated or not)."""
+        items = await self._collect(f"{self.settings.api_root}bonds/", "the bonds list")
+        ids = []
+        for item in items:
+            bond_id = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(bond_id, int) or isinstance(bond_id, bool):
+                raise BadResponse(f"the bonds list: an item's 'id' is {_shape(bond_id)}, "
+                                  "not a whole number")
+            ids.append(bond_id)
+        return ids
 
     async def set_enabled(self, ref: ObjectRef, enabled: bool) -> RoutingObject:
         """PATCH ``enabled`` and return the object as the server now reports it."""
@@ -111,23 +150,27 @@ class ApiClient:
 
     async def list_objects(self, bond_id: int, kind: Kind) -> list[RoutingObject]:
         """Every object of one kind on one bond, following pagination."""
-        url: str | None = self.collection_url(bond_id, kind)
-        objects: list[RoutingObject] = []
-        seen: set[str] = set()
-        while url is not None:
-            if url in seen:
-                raise BadResponse(f"bond {bond_id} {kind.value}: pagination loops at {url}")
-            seen.add(url)
-            body = await self._call("GET", url, (bond_id, kind))
-            items, url = self._page(body, bond_id, kind, url)
-            objects.extend(_parse_object(item, bond_id, kind) for item in items)
-        return objects
+        items = await self._collect(self.collection_url(bond_id, kind), (bond_id, kind))
+        return [_parse_object(item, bond_id, kind) for item in items]
 
-    def _page(self, body: Any, bond_id: int, kind: Kind, url: str) -> tuple[list[Any], str | None]:
+    async def _collect(self, url: str, where: Where) -> list[Any]:
+        """The items of a collection, following pagination."""
+        next_url: str | None = url
+        items: list[Any] = []
+        seen: set[str] = set()
+        while next_url is not None:
+            if next_url in seen:
+                raise BadResponse(f"{_describe(where)}: pagination loops at {next_url}")
+            seen.add(next_url)
+            body = await self._call("GET", next_url, where)
+            page, next_url = self._page(body, _describe(where), next_url)
+            items.extend(page)
+        return items
+
+    def _page(self, body: Any, where: str, url: str) -> tuple[list[Any], str | None]:
         """Items and next URL of a bare list or a DRF envelope."""
         if isinstance(body, list):
             return body, None
-        where = f"bond {bond_id} {kind.value} list"
         if not isinstance(body, dict) or not isinstance(body.get("results"), list):
             raise BadResponse(f"{where}: expected a JSON list or a paginated "
                               f"object with 'results', got {_shape(body)}")
@@ -156,20 +199,53 @@ class ApiClient:
 
     async def _once(self, method: str, url: str, where: Where,
                     body: dict[str, Any] | None) -> Any:
-        if method == "GET":
+        response = await self._send(method, url, where, body)
+        return _decode(response, method, where, self.settings.user)
+
+    async def _send(self, method: str, url: str, where: Where,
+                    body: dict[str, Any] | None) -> httpx.Response:
+        """One request; a failure to get any answer becomes a TransportError."""
+        if method in ("GET", "OPTIONS", "HEAD"):
             self.counters.reads += 1
         else:
             self.counters.writes += 1
         try:
-            response = await self._http.request(method, url, json=body, timeout=self._timeout())
+            return await self._http.request(method, url, json=body, timeout=self._timeout())
         except httpx.TimeoutException as exc:
             raise TransportError(
                 f"{method} {_describe(where)}: no answer from {_origin(url)} in time "
                 f"({type(exc).__name__})", url=url) from None
         except httpx.HTTPError as exc:
+            reason = _certificate_problem(exc)
+            if reason is not None:
+                raise CertificateError(
+                    f"{method} {_describe(where)}: the TLS certificate of {_origin(url)} is not "
+                    f"trusted ({reason}); set [bondingadmin] ca_bundle to the file of the CA "
+                    "that signed it", url=url) from None
             raise TransportError(f"{method} {_describe(where)}: cannot reach {_origin(url)}: "
                                  f"{_one_line(str(exc)) or type(exc).__name__}", url=url) from None
-        return _decode(response, method, where, self.settings.user)
+        except httpx.InvalidURL as exc:  # not an HTTPError: a hostile 'next' link can cause it
+            raise BadResponse(f"{method} {_describe(where)}: unusable URL {url!r}: "
+                              f"{_one_line(str(exc))}", url=url) from None
+
+
+def _tls_verify(settings: ApiSettings) -> ssl.SSLContext | bool:
+    """What httpx verifies the server against: the system's CAs, ``ca_bundle``'s, or nothing."""
+    if not settings.verify_ssl:
+        return False
+    if settings.ca_bundle:
+        return ssl.create_default_context(cafile=settings.ca_bundle)
+    return True
+
+
+def _certificate_problem(exc: BaseException) -> str | None:
+    """The verification failure behind a connection error, if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return _one_line(seen.verify_message or str(seen))
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 # -- response mapping (module level: pure functions of a response) -----------
@@ -273,6 +349,8 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _describe(where: Where) -> str:
+    if isinstance(where, str):
+        return where
     if isinstance(where, ObjectRef):
         return str(where)
     bond_id, kind = where
