@@ -49,12 +49,19 @@ def _print_json(data: Any) -> None:
     emit(json.dumps(data, indent=2))
 
 
+# Run by hand, before or instead of a failover: these refuse a password file others can read.
+# notify and status run during an outage: they log the same problem and go on.
+_REFUSE_LOOSE_SECRETS = frozenset({"check", "plan", "apply"})
+
+
 def _load(args: argparse.Namespace) -> Config:
     from .config import config_path, load_config
+    from .credentials import guard_secret_files
 
     config = load_config(config_path(args.config))
     for warning in config.warnings:
         log.warning("%s", warning)
+    guard_secret_files(config, refuse=args.command in _REFUSE_LOOSE_SECRETS)
     return config
 
 
@@ -104,23 +111,38 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from .access import check_access
     from .reconciler import read_live
     from .status import pair_findings
 
     config = _load(args)
+    access = check_access(config)  # reads and OPTIONS only
     live = read_live(config)
     findings = [*config.warnings, *pair_findings(config.pair, live)]
+    for ref in access.read_only:
+        log.error("user %r may read but not change %s: a failover would fail there",
+                  config.api.user, ref)
+    code = 0 if access.ok else 3
     if args.json:
-        _print_json({"schema": "bondha.check/1", "objects": len(live), "warnings": findings})
+        _print_json({"schema": "bondha.check/1", "objects": len(live), "warnings": findings,
+                     "password_source": config.api.password_source,
+                     "access": access.to_json()})
     else:
         emit(f"config {config.source}: ok")
+        emit(f"password from: {config.api.password_source}")
         emit(f"management server {config.api.base_url}: user {config.api.user!r} can read "
              f"all {len(live)} configured objects on bonds {config.pair.master.bond_id} "
              f"and {config.pair.backup.bond_id}")
+        emit(access.render())
         for finding in findings:
             emit(f"warning: {finding}")
-        emit("check passed" + (f" with {len(findings)} warnings" if findings else ""))
-    return 0
+        if code:
+            emit(f"check FAILED: {len(access.read_only)} objects cannot be changed")
+        else:
+            warned = len(findings) + len(access.warnings)
+            plural = "" if warned == 1 else "s"
+            emit("check passed" + (f" with {warned} warning{plural}" if warned else ""))
+    return code
 
 
 def cmd_notify(args: argparse.Namespace) -> int:
@@ -178,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the bond that should carry the floating addresses")
     command("status", cmd_status, "show which bond has each floating address enabled",
             "bondha --json status")
-    command("check", cmd_check, "check config, credentials and every configured id (no writes)",
+    command("check", cmd_check, "check config, credentials, every configured id and what the "
+            "account may do (reads and OPTIONS only, no writes)",
             "bondha --config /etc/bonding/swap-active-bond.conf check")
     notify = command("notify", cmd_notify,
                      "act on keepalived's notify arguments: MASTER with priority 10 activates "

@@ -276,6 +276,10 @@ def _error_for(response: httpx.Response, method: str, where: Where, user: str) -
     elif status == 403:
         action = "read" if method == "GET" else "change"
         message = f"user {user!r} may not {action} {subject}: {detail}"
+    elif status == 404 and detail.startswith("an HTML page"):
+        # Django's own page: no view serves the URL, so the id is not what is wrong.
+        message = (f"{subject} not found: the server has no such URL ({detail}); check host "
+                   "and api_version")
     elif status == 404:
         message = f"{subject} not found (unknown id, or it belongs to another bond): {detail}"
     else:

@@ -144,5 +144,5 @@ def guard_secret_files(config: Config, *, refuse: bool) -> list[str]:
         raise ConfigError(*(f"{problem} (or set {OPT_OUT})" for problem in problems))
     else:
         for problem in problems:
-            log.error("%s; going on, a failover does not wait for a file mode", problem)
+            log.error("%s; going on: a failover never waits for a file mode", problem)
     return problems
