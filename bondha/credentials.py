@@ -79,13 +79,15 @@ def read_secret_file(path: Path) -> str:
     except PermissionError:
         raise SecretFileError("cannot read the file: permission denied") from None
     except OSError as exc:
-        why = exc.strerror or type(exc).__name__
-        raise SecretFileError(f"cannot read the file: {why}") from None
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
+        raise SecretFileError(_unreadable(exc)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise SecretFileError("not a regular file")
-        data = file.read(_MAX_SECRET_BYTES + 1)
+        data = os.read(fd, _MAX_SECRET_BYTES + 1)
+    except OSError as exc:
+        raise SecretFileError(_unreadable(exc)) from None
+    finally:
+        os.close(fd)
     if len(data) > _MAX_SECRET_BYTES:
         raise SecretFileError(f"larger than {_MAX_SECRET_BYTES} bytes; not a password file")
     try:
@@ -98,6 +100,10 @@ def read_secret_file(path: Path) -> str:
     if not text:
         raise SecretFileError("is empty")
     return text
+
+
+def _unreadable(exc: OSError) -> str:
+    return f"cannot read the file: {exc.strerror or type(exc).__name__}"
 
 
 def _describe_loose(mode: int) -> str:
