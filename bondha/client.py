@@ -8,9 +8,12 @@ Tests and users inject an ``httpx.AsyncBaseTransport``; nothing is global.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 import logging
 import ssl
+from collections.abc import Iterator
 from typing import Any, Callable, Union
 from urllib.parse import urljoin, urlsplit
 
@@ -69,6 +72,7 @@ class ApiClient:
         self.pool_size = pool_size
         self.policy = policy or RetryPolicy(settings.attempts, settings.attempt_delay)
         self.counters = Counters()
+        self._secrets = _secret_forms(settings)
         self._http = httpx.AsyncClient(
             auth=httpx.BasicAuth(settings.user, settings.password.value),
             timeout=settings.timeout,
@@ -113,9 +117,10 @@ class ApiClient:
         metadata body (None: not JSON). Reads only; errors map as for any other request."""
 
         async def once() -> tuple[frozenset[str] | None, Any]:
-            response = await self._send("OPTIONS", url, where, None)
-            if not response.is_success:
-                raise _error_for(response, "OPTIONS", where, self.settings.user)
+            with self._scrubbed():
+                response = await self._send("OPTIONS", url, where, None)
+                if not response.is_success:
+                    raise _error_for(response, "OPTIONS", where, self.settings.user)
             allow = response.headers.get("allow")
             methods = None if allow is None else frozenset(
                 method.strip().upper() for method in allow.split(",") if method.strip())
@@ -158,13 +163,14 @@ class ApiClient:
         next_url: str | None = url
         items: list[Any] = []
         seen: set[str] = set()
-        while next_url is not None:
-            if next_url in seen:
-                raise BadResponse(f"{_describe(where)}: pagination loops at {next_url}")
-            seen.add(next_url)
-            body = await self._call("GET", next_url, where)
-            page, next_url = self._page(body, _describe(where), next_url)
-            items.extend(page)
+        with self._scrubbed():  # the links are the server's text
+            while next_url is not None:
+                if next_url in seen:
+                    raise BadResponse(f"{_describe(where)}: pagination loops at {next_url}")
+                seen.add(next_url)
+                body = await self._call("GET", next_url, where)
+                page, next_url = self._page(body, _describe(where), next_url)
+                items.extend(page)
         return items
 
     def _page(self, body: Any, where: str, url: str) -> tuple[list[Any], str | None]:
@@ -199,8 +205,21 @@ class ApiClient:
 
     async def _once(self, method: str, url: str, where: Where,
                     body: dict[str, Any] | None) -> Any:
-        response = await self._send(method, url, where, body)
-        return _decode(response, method, where, self.settings.user)
+        with self._scrubbed():
+            response = await self._send(method, url, where, body)
+            return _decode(response, method, where, self.settings.user)
+
+    @contextlib.contextmanager
+    def _scrubbed(self) -> Iterator[None]:
+        """Blank out the password in errors: a server or proxy may echo the request back."""
+        try:
+            yield
+        except ApiError as exc:
+            text = str(exc)
+            for secret in self._secrets:
+                text = text.replace(secret, "********")
+            exc.args = (text,)
+            raise
 
     async def _send(self, method: str, url: str, where: Where,
                     body: dict[str, Any] | None) -> httpx.Response:
@@ -210,7 +229,8 @@ class ApiClient:
         else:
             self.counters.writes += 1
         try:
-            return await self._http.request(method, url, json=body, timeout=self._timeout())
+            response = await self._http.request(method, url, json=body, timeout=self._timeout())
+            return _without_secrets(response, self._secrets)
         except httpx.TimeoutException as exc:
             raise TransportError(
                 f"{method} {_describe(where)}: no answer from {_origin(url)} in time "
@@ -227,6 +247,33 @@ class ApiClient:
         except httpx.InvalidURL as exc:  # not an HTTPError: a hostile 'next' link can cause it
             raise BadResponse(f"{method} {_describe(where)}: unusable URL {url!r}: "
                               f"{_one_line(str(exc))}", url=url) from None
+
+
+def _secret_forms(settings: ApiSettings) -> tuple[str, ...]:
+    """The password and the Authorization token, as a server could quote them back.
+
+    A password under 4 characters is left alone: blanking every such substring would garble
+    messages without protecting anything.
+    """
+    password = settings.password.value
+    if len(password) < 4:
+        return ()
+    token = base64.b64encode(f"{settings.user}:{password}".encode()).decode("ascii")
+    return token, password
+
+
+def _without_secrets(response: httpx.Response, secrets: tuple[str, ...]) -> httpx.Response:
+    """The response with the credentials blanked out of its body, before any of it is quoted
+    in a message (where a 60-character hint could otherwise show a piece of them)."""
+    scrubbed = content = response.content
+    for secret in secrets:
+        scrubbed = scrubbed.replace(secret.encode(), b"********")
+    if scrubbed == content:
+        return response
+    headers = [(name, value) for name, value in response.headers.multi_items()
+               if name.lower() not in ("content-encoding", "content-length")]
+    return httpx.Response(response.status_code, headers=headers, content=scrubbed,
+                          request=response.request)
 
 
 def _tls_verify(settings: ApiSettings) -> ssl.SSLContext | bool:
