@@ -184,7 +184,8 @@ async def acheck_access(api: ApiClient, config: Config) -> AccessReport:
     pair = config.pair
     refs = pair.refs()
     version = config.api.api_version
-    answered = await asyncio.gather(*(_answers(api, refs[0], v) for v in API_VERSIONS))
+    answered = await _gather_limited(len(API_VERSIONS), [
+        functools.partial(_answers, api, refs[0], v) for v in API_VERSIONS])
     versions = tuple(v for v, yes in zip(API_VERSIONS, answered) if yes)
     if versions and version not in versions:
         others = " or ".join(str(v) for v in versions)

@@ -115,7 +115,16 @@ async def _gather_limited(limit: int, jobs: Iterable[Callable[[], Awaitable[T]]]
         async with gate:
             return await job()
 
-    return list(await asyncio.gather(*(run(job) for job in jobs)))
+    tasks = [asyncio.ensure_future(run(job)) for job in jobs]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        # The first failure ends the batch: cancel the others and wait for them, so that no
+        # request is still in flight (and no connection left open) when the client closes.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 async def _read_kind(api: ApiClient, bond_id: int, kind: Kind, ids: tuple[int, ...]) -> Live:
@@ -130,7 +139,8 @@ async def _read_kind(api: ApiClient, bond_id: int, kind: Kind, ids: tuple[int, .
                   kind.value, bond_id, exc)
         listed = {}
     missing = sorted(wanted - listed.keys())
-    for obj in await asyncio.gather(*(api.get_object(ref) for ref in missing)):
+    reads = [functools.partial(api.get_object, ref) for ref in missing]
+    for obj in await _gather_limited(len(reads) or 1, reads):
         listed[obj.ref] = obj
     return listed
 
