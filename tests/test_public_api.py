@@ -12,7 +12,7 @@ import bondha
 
 PUBLIC_MODULES = ["bondha", "bondha.testing", "bondha.plan", "bondha.model", "bondha.config",
                   "bondha.reconciler", "bondha.retry", "bondha.client", "bondha.status",
-                  "bondha.keepalived"]
+                  "bondha.keepalived", "bondha.access", "bondha.credentials"]
 
 
 def isort_style(name: str) -> tuple[int, str]:
