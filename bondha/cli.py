@@ -65,12 +65,19 @@ def _print_json(data: Any) -> None:
     emit(json.dumps(data, indent=2))
 
 
+# Run by hand, before or instead of a failover: these refuse a password file others can read.
+# notify and status run during an outage: they log the same problem and go on.
+_REFUSE_LOOSE_SECRETS = frozenset({"check", "plan", "apply"})
+
+
 def _load(args: argparse.Namespace) -> Config:
     from .config import config_path, load_config
+    from .credentials import guard_secret_files
 
     config = load_config(config_path(args.config))
     for warning in config.warnings:
         log.warning("%s", warning)
+    guard_secret_files(config, refuse=args.command in _REFUSE_LOOSE_SECRETS)
     return config
 
 
@@ -163,6 +170,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from .access import check_access
     from .reconciler import read_live
     from .status import pair_findings
 
@@ -171,24 +179,37 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not args.json:  # before the server is asked: an unreachable server must not hide them
         for line in keepalived:
             emit(line)
+    access = check_access(config)  # reads and OPTIONS only
     live = read_live(config)
     findings = [*config.warnings, *pair_findings(config.pair, live)]
+    for ref in access.read_only:
+        log.error("user %r may read but not change %s: a failover would fail there",
+                  config.api.user, ref)
+    keepalived_broken = any(": error: " in line for line in keepalived)
+    code = 3 if not access.ok else 2 if keepalived_broken else 0
     if args.json:
         _print_json({"schema": "bondha.check/1", "objects": len(live), "warnings": findings,
+                     "password_source": config.api.password_source,
+                     "access": access.to_json(),
                      **({"keepalived": keepalived} if args.keepalived else {})})
     else:
         emit(f"config {config.source}: ok")
+        emit(f"password from: {config.api.password_source}")
         emit(f"management server {config.api.base_url}: user {config.api.user!r} can read "
              f"all {len(live)} configured objects on bonds {config.pair.master.bond_id} "
              f"and {config.pair.backup.bond_id}")
+        emit(access.render())
         for finding in findings:
             emit(f"warning: {finding}")
-        if any(": error: " in line for line in keepalived):
+        if not access.ok:
+            emit(f"check FAILED: {len(access.read_only)} objects cannot be changed")
+        elif keepalived_broken:
             emit(f"check failed: {args.keepalived} breaks the pair")
         else:
-            emit("check passed" + (f" with {len(findings)} warnings" if findings else ""))
-    return 2 if any(": error: " in line for line in keepalived) else 0
-
+            warned = len(findings) + len(access.warnings)
+            plural = "" if warned == 1 else "s"
+            emit("check passed" + (f" with {warned} warning{plural}" if warned else ""))
+    return code
 
 def _check_keepalived(args: argparse.Namespace, config: Config) -> list[str]:
     """``check --keepalived PATH``: one line per finding, ``PATH, line N: LEVEL: ...``."""
@@ -367,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--count", type=_positive, metavar="N",
                         help="with --watch: stop after N refreshes")
     check = command("check", cmd_check,
-                    "check config, credentials and every configured id (no writes)",
+                    "check config, credentials, every configured id and what the account may "
+                    "do (reads and OPTIONS only, no writes)",
                     "bondha --config /etc/bonding/swap-active-bond.conf check")
     check.add_argument("--keepalived", metavar="PATH",
                        help="also check this keepalived.conf for mistakes that break the "

@@ -9,10 +9,12 @@ Tests and users inject an ``httpx.AsyncBaseTransport``; nothing is global.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import json
 import logging
 import ssl
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any, Callable, Union
 from urllib.parse import urljoin, urlsplit
 
@@ -26,6 +28,7 @@ from .errors import (
     AuthError,
     BadRequest,
     BadResponse,
+    CertificateError,
     NotFound,
     PermissionDenied,
     RateLimited,
@@ -40,7 +43,7 @@ __all__ = ["DEFAULT_POOL_SIZE", "ApiClient", "Counters"]
 DEFAULT_POOL_SIZE = 16
 _READ_ATTEMPTS = 1000  # "until the deadline": the policy's deadline ends them long before
 log = logging.getLogger("bondha.client")
-Where = Union[ObjectRef, tuple[int, Kind]]
+Where = Union[ObjectRef, tuple[int, Kind], str]  # an object, a collection, or said in words
 
 
 @attrs.define
@@ -76,10 +79,11 @@ class ApiClient:
         self.pool_size = pool_size
         self.policy = policy or RetryPolicy(settings.attempts, settings.attempt_delay)
         self.counters = Counters()
+        self._secrets = _secret_forms(settings)
         self._http = httpx.AsyncClient(
             auth=httpx.BasicAuth(settings.user, settings.password.value),
             timeout=settings.timeout,
-            verify=settings.verify_ssl,
+            verify=_tls_verify(settings),
             transport=transport or _Lanes(pool_size, _tls_context(settings)),
             limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
             headers={"Accept": "application/json", "User-Agent": "bondha"},
@@ -97,17 +101,55 @@ class ApiClient:
 
     # -- URLs ---------------------------------------------------------------
 
-    def collection_url(self, bond_id: int, kind: Kind) -> str:
-        return f"{self.settings.api_root}bonds/{bond_id}/{kind.value}/"
+    def api_root(self, version: int | None = None) -> str:
+        """The configured API root, or the same server's root of another ``version``."""
+        if version is None:
+            return self.settings.api_root
+        return f"{self.settings.base_url}/api/v{version}/"
 
-    def detail_url(self, ref: ObjectRef) -> str:
-        return f"{self.collection_url(ref.bond_id, ref.kind)}{ref.id}/"
+    def collection_url(self, bond_id: int, kind: Kind, version: int | None = None) -> str:
+        return f"{self.api_root(version)}bonds/{bond_id}/{kind.value}/"
+
+    def detail_url(self, ref: ObjectRef, version: int | None = None) -> str:
+        return f"{self.collection_url(ref.bond_id, ref.kind, version)}{ref.id}/"
 
     # -- operations ---------------------------------------------------------
 
-    async def get_object(self, ref: ObjectRef) -> RoutingObject:
-        body = await self._call("GET", self.detail_url(ref), ref)
+    async def get_object(self, ref: ObjectRef, version: int | None = None) -> RoutingObject:
+        body = await self._call("GET", self.detail_url(ref, version), ref)
         return _parse_object(body, ref.bond_id, ref.kind, ref)
+
+    async def allowed(self, url: str, where: Where) -> tuple[frozenset[str] | None, Any]:
+        """OPTIONS ``url``: the methods its ``Allow`` header lists (None: no header) and the
+        metadata body (None: not JSON). Reads only; errors map as for any other request."""
+
+        async def once() -> tuple[frozenset[str] | None, Any]:
+            with self._scrubbed():
+                response = await self._send("OPTIONS", url, where, None)
+                if not response.is_success:
+                    raise _error_for(response, "OPTIONS", where, self.settings.user)
+            allow = response.headers.get("allow")
+            methods = None if allow is None else frozenset(
+                method.strip().upper() for method in allow.split(",") if method.strip())
+            try:
+                body = response.json()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                body = None
+            return methods, body
+
+        return await retry.call(self.policy, f"OPTIONS {_describe(where)}", once)
+
+    async def list_bonds(self) -> list[int]:
+        """The ids of every bond the account can see (``GET bonds/``, paginated or not)."""
+        items = await self._collect(f"{self.settings.api_root}bonds/", "the bonds list")
+        ids = []
+        for item in items:
+            bond_id = item.get("id") if isinstance(item, dict) else None
+            if not isinstance(bond_id, int) or isinstance(bond_id, bool):
+                raise BadResponse(f"the bonds list: an item's 'id' is {_shape(bond_id)}, "
+                                  "not a whole number")
+            ids.append(bond_id)
+        return ids
 
     async def set_enabled(self, ref: ObjectRef, enabled: bool) -> RoutingObject:
         """PATCH ``enabled`` and return the object as the server now reports it."""
@@ -127,24 +169,29 @@ class ApiClient:
         With ``only``, other items need nothing but an id: objects bondha does not
         manage may carry fields it does not know, and must not fail the read.
         """
-        url: str | None = self.collection_url(bond_id, kind)
-        objects: list[RoutingObject] = []
-        seen: set[str] = set()
-        while url is not None:
-            if url in seen:
-                raise BadResponse(f"bond {bond_id} {kind.value}: pagination loops at {url}")
-            seen.add(url)
-            body = await self._call("GET", url, (bond_id, kind))
-            items, url = self._page(body, bond_id, kind, url)
-            objects.extend(_parse_object(item, bond_id, kind) for item in items
-                           if only is None or _item_id(item, bond_id, kind) in only)
-        return objects
+        items = await self._collect(self.collection_url(bond_id, kind), (bond_id, kind))
+        return [_parse_object(item, bond_id, kind) for item in items
+                if only is None or _item_id(item, bond_id, kind) in only]
 
-    def _page(self, body: Any, bond_id: int, kind: Kind, url: str) -> tuple[list[Any], str | None]:
+    async def _collect(self, url: str, where: Where) -> list[Any]:
+        """The items of a collection, following pagination."""
+        next_url: str | None = url
+        items: list[Any] = []
+        seen: set[str] = set()
+        with self._scrubbed():  # the links are the server's text
+            while next_url is not None:
+                if next_url in seen:
+                    raise BadResponse(f"{_describe(where)}: pagination loops at {next_url}")
+                seen.add(next_url)
+                body = await self._call("GET", next_url, where)
+                page, next_url = self._page(body, _describe(where), next_url)
+                items.extend(page)
+        return items
+
+    def _page(self, body: Any, where: str, url: str) -> tuple[list[Any], str | None]:
         """Items and next URL of a bare list or a DRF envelope."""
         if isinstance(body, list):
             return body, None
-        where = f"bond {bond_id} {kind.value} list"
         if not isinstance(body, dict) or not isinstance(body.get("results"), list):
             raise BadResponse(f"{where}: expected a JSON list or a paginated "
                               f"object with 'results', got {_shape(body)}")
@@ -178,7 +225,26 @@ class ApiClient:
 
     async def _once(self, method: str, url: str, where: Where,
                     body: dict[str, Any] | None) -> Any:
-        if method == "GET":
+        with self._scrubbed():
+            response = await self._send(method, url, where, body)
+            return _decode(response, method, where, self.settings.user)
+
+    @contextlib.contextmanager
+    def _scrubbed(self) -> Iterator[None]:
+        """Blank out the password in errors: a server or proxy may echo the request back."""
+        try:
+            yield
+        except ApiError as exc:
+            text = str(exc)
+            for secret in self._secrets:
+                text = text.replace(secret, "********")
+            exc.args = (text,)
+            raise
+
+    async def _send(self, method: str, url: str, where: Where,
+                    body: dict[str, Any] | None) -> httpx.Response:
+        """One request; a failure to get any answer becomes a TransportError."""
+        if method in ("GET", "OPTIONS", "HEAD"):
             self.counters.reads += 1
         else:
             if self.guard is not None:
@@ -186,14 +252,69 @@ class ApiClient:
             self.counters.writes += 1
         try:
             response = await self._http.request(method, url, json=body, timeout=self._timeout())
+            return _without_secrets(response, self._secrets)
         except httpx.TimeoutException as exc:
             raise TransportError(
                 f"{method} {_describe(where)}: no answer from {_origin(url)} in time "
                 f"({type(exc).__name__})", url=url) from None
         except httpx.HTTPError as exc:
+            reason = _certificate_problem(exc)
+            if reason is not None:
+                raise CertificateError(
+                    f"{method} {_describe(where)}: the TLS certificate of {_origin(url)} is not "
+                    f"trusted ({reason}); set [bondingadmin] ca_bundle to the file of the CA "
+                    "that signed it", url=url) from None
             raise TransportError(f"{method} {_describe(where)}: cannot reach {_origin(url)}: "
                                  f"{_one_line(str(exc)) or type(exc).__name__}", url=url) from None
-        return _decode(response, method, where, self.settings.user)
+        except httpx.InvalidURL as exc:  # not an HTTPError: a hostile 'next' link can cause it
+            raise BadResponse(f"{method} {_describe(where)}: unusable URL {url!r}: "
+                              f"{_one_line(str(exc))}", url=url) from None
+
+
+def _secret_forms(settings: ApiSettings) -> tuple[str, ...]:
+    """The password and the Authorization token, as a server could quote them back.
+
+    A password under 4 characters is left alone: blanking every such substring would garble
+    messages without protecting anything.
+    """
+    password = settings.password.value
+    if len(password) < 4:
+        return ()
+    token = base64.b64encode(f"{settings.user}:{password}".encode()).decode("ascii")
+    return token, password
+
+
+def _without_secrets(response: httpx.Response, secrets: tuple[str, ...]) -> httpx.Response:
+    """The response with the credentials blanked out of its body, before any of it is quoted
+    in a message (where a 60-character hint could otherwise show a piece of them)."""
+    scrubbed = content = response.content
+    for secret in secrets:
+        scrubbed = scrubbed.replace(secret.encode(), b"********")
+    if scrubbed == content:
+        return response
+    headers = [(name, value) for name, value in response.headers.multi_items()
+               if name.lower() not in ("content-encoding", "content-length")]
+    return httpx.Response(response.status_code, headers=headers, content=scrubbed,
+                          request=response.request)
+
+
+def _tls_verify(settings: ApiSettings) -> ssl.SSLContext | bool:
+    """What httpx verifies the server against: the system's CAs, ``ca_bundle``'s, or nothing."""
+    if not settings.verify_ssl:
+        return False
+    if settings.ca_bundle:
+        return ssl.create_default_context(cafile=settings.ca_bundle)
+    return True
+
+
+def _certificate_problem(exc: BaseException) -> str | None:
+    """The verification failure behind a connection error, if that is what it was."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return _one_line(seen.verify_message or str(seen))
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 # -- the default transport: a pool of single-connection lanes ------------------
@@ -208,7 +329,9 @@ def _tls_context(settings: ApiSettings) -> ssl.SSLContext:
     """
     if settings.base_url.startswith("http://"):
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    return httpx.create_ssl_context(verify=settings.verify_ssl)
+    verify = _tls_verify(settings)  # ca_bundle's CAs, the system's, or none
+    return verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(
+        verify=verify)
 
 
 class _Lanes(httpx.AsyncBaseTransport):
@@ -302,6 +425,10 @@ def _error_for(response: httpx.Response, method: str, where: Where, user: str) -
     elif status == 403:
         action = "read" if method == "GET" else "change"
         message = f"user {user!r} may not {action} {subject}: {detail}"
+    elif status == 404 and detail.startswith("an HTML page"):
+        # Django's own page: no view serves the URL, so the id is not what is wrong.
+        message = (f"{subject} not found: the server has no such URL ({detail}); check host "
+                   "and api_version")
     elif status == 404:
         message = f"{subject} not found (unknown id, or it belongs to another bond): {detail}"
     else:
@@ -384,6 +511,8 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 def _describe(where: Where) -> str:
+    if isinstance(where, str):
+        return where
     if isinstance(where, ObjectRef):
         return str(where)
     bond_id, kind = where

@@ -17,6 +17,7 @@ import ipaddress
 import math
 import os
 import re
+import ssl
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -24,10 +25,18 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from .credentials import (
+    CREDENTIAL_NAME,
+    PASSWORD_ENV,
+    SecretFileError,
+    credential_path,
+    read_secret_file,
+)
 from .errors import ConfigError
 from .model import BondSide, Kind, Pair, Role, Secret
 
 __all__ = [
+    "API_VERSIONS",
     "CONFIG_ENV",
     "DEFAULT_CONFIG_PATH",
     "ApiSettings",
@@ -41,6 +50,7 @@ __all__ = [
 
 DEFAULT_CONFIG_PATH = Path("/etc/bonding/swap-active-bond.conf")
 CONFIG_ENV = "BONDHA_CONFIG"
+API_VERSIONS = (3, 4)  # the management API versions bondha can speak (same paths, see api_version)
 
 
 @attrs.frozen
@@ -55,6 +65,9 @@ class ApiSettings:
     attempts: int = 3
     attempt_delay: float = 5.0
     api_version: int = 3
+    ca_bundle: str | None = None  # PEM file of the CAs to trust instead of the system's
+    # Where the password came from: passwd, passwd_file, BONDHA_PASSWORD or credential.
+    password_source: str = "passwd"  # noqa: S105 -- the option's name, not a password
 
     @property
     def api_root(self) -> str:
@@ -75,6 +88,9 @@ class HaSettings:
     notify_fifo: Path | None = None  # keepalived's notify_fifo, read by `bondha daemon`
     instances: tuple[str, ...] = ()  # VRRP instances the daemon follows; () means all
     reconcile_interval: float = 30.0  # seconds between the daemon's checks while MASTER
+    # Log, instead of refusing, a password file that group or others may read (see
+    # bondha.credentials); for set-ups that must share the file with a group.
+    allow_readable_secrets: bool = False
 
 @attrs.frozen
 class Config:
@@ -85,6 +101,7 @@ class Config:
     ha: HaSettings = HaSettings()
     source: Path | None = None
     warnings: tuple[str, ...] = ()
+    secret_files: tuple[Path, ...] = ()  # files holding the password, whose modes are checked
 
 
 def config_path(cli_value: str | None, environ: Mapping[str, str] = os.environ) -> Path:
@@ -96,13 +113,21 @@ def config_path(cli_value: str | None, environ: Mapping[str, str] = os.environ) 
     return DEFAULT_CONFIG_PATH
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate the file at ``path``; raise ConfigError naming the problem."""
+def load_config(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read and validate the file at ``path``; raise ConfigError naming the problem.
+
+    ``environ`` (default ``os.environ``) supplies ``$BONDHA_PASSWORD`` and
+    ``$CREDENTIALS_DIRECTORY``, which take precedence over the file's password.
+    """
     source = Path(path)
-    return parse_config(_read_text(source), source=source)
+    return parse_config(_read_text(source), source=source, environ=environ)
 
 
-def load_api_settings(path: str | os.PathLike[str]) -> ApiSettings:
+def load_api_settings(
+    path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None
+) -> ApiSettings:
     """Only ``[bondingadmin]``, validated: for ``bondha discover``, which writes ``[bond]``.
 
     ``[bond]`` may be absent or wrong; other sections are not looked at.
@@ -111,7 +136,11 @@ def load_api_settings(path: str | os.PathLike[str]) -> ApiSettings:
     report = _Report(str(source))
     sections = _read_ini(_read_text(source).removeprefix("\ufeff"), report.file)
     defaults = sections.pop(_DEFAULT, {})
-    api = _read_api(report, _Values(sections, defaults))
+    values = _Values(sections, defaults)
+    env = os.environ if environ is None else environ
+    password = (_read_password(report, values, env, source.parent)
+                if values.has_section(_ADMIN) else None)
+    api = _read_api(report, values, password, source.parent)
     if api is None or report.errors:
         raise ConfigError(*report.errors)
     return api
@@ -139,20 +168,33 @@ def _read_text(source: Path) -> str:
     return text
 
 
-def parse_config(text: str, source: Path | None = None) -> Config:
-    """Validate INI text; ``source`` only names the file in messages."""
+def parse_config(
+    text: str, source: Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Validate INI text; ``source`` names the file in messages and anchors relative paths.
+
+    ``environ`` as for :func:`load_config`.
+    """
     report = _Report("<config>" if source is None else str(source))
     text = text.removeprefix("\ufeff")  # editors on other systems like to add a BOM
     sections = _read_ini(text, report.file)
     defaults = sections.pop(_DEFAULT, {})
     _warn_unknown(report, sections, defaults)
     values = _Values(sections, defaults)
-    api = _read_api(report, values)
+    base_dir = source.parent if source is not None else Path()
+    env = os.environ if environ is None else environ
+    password = (_read_password(report, values, env, base_dir)
+                if values.has_section(_ADMIN) else None)
+    api = _read_api(report, values, password, base_dir)
     pair = _read_pair(report, values)
     ha = _read_ha(report, values)
     if api is None or pair is None or report.errors:
         raise ConfigError(*report.errors)
-    return Config(api=api, pair=pair, ha=ha, source=source, warnings=tuple(report.warnings))
+    secret_files = [] if password is None else list(password.files)
+    if source is not None and values.get(_ADMIN, "passwd") is not None:
+        secret_files.insert(0, source)  # it holds a password, used or not
+    return Config(api=api, pair=pair, ha=ha, source=source, warnings=tuple(report.warnings),
+                  secret_files=tuple(dict.fromkeys(secret_files)))
 
 
 # --- the format --------------------------------------------------------------------------------
@@ -178,7 +220,8 @@ def _bond_option(role: Role) -> str:
 
 
 _KNOWN: dict[str, tuple[str, ...]] = {
-    _ADMIN: ("host", "user", "passwd", "verify_ssl", "timeout", "attempts", "attempt_delay"),
+    _ADMIN: ("host", "user", "passwd", "passwd_file", "verify_ssl", "ca_bundle", "timeout",
+             "attempts", "attempt_delay", "api_version"),
     _BOND: tuple(
         option
         for role in Role
@@ -521,38 +564,146 @@ def _is_loopback(base_url: str) -> bool:
 _API_DEFAULTS = ApiSettings(base_url="", user="", password=Secret(""))
 
 
-def _read_api(report: _Report, values: _Values) -> ApiSettings | None:
+@attrs.frozen
+class _Password:
+    """The password in use, which source gave it, and the files that hold it."""
+
+    secret: Secret
+    source: str
+    files: tuple[Path, ...] = ()
+
+
+def _resolve(base_dir: Path, text: str) -> Path:
+    """A path option: relative paths are relative to the config file's directory."""
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else base_dir / path
+
+
+def _read_password(
+    report: _Report, values: _Values, environ: Mapping[str, str], base_dir: Path
+) -> _Password | None:
+    """The first password source that is set (see bondha.credentials); the others are noted."""
+    passwd = values.get(_ADMIN, "passwd")
+    passwd_file = values.get(_ADMIN, "passwd_file")
+    credential = credential_path(environ)
+    from_env = environ.get(PASSWORD_ENV)
+    if from_env == "":
+        report.warn(f"{report.file}: ${PASSWORD_ENV}", "is set but empty; ignored")
+    chosen: _Password | None = None
+    if credential is not None:
+        try:
+            secret = read_secret_file(credential)
+        except SecretFileError as exc:
+            report.error(f"{credential}: systemd credential {CREDENTIAL_NAME}", str(exc))
+            return None
+        chosen = _Password(Secret(secret), "credential")
+    elif from_env:
+        chosen = _Password(Secret(from_env), PASSWORD_ENV)
+    elif passwd_file is not None:
+        where = report.where(passwd_file.section, "passwd_file", passwd_file.text)
+        if not passwd_file.text:
+            report.error(where, "is empty; name the file that holds the password")
+            return None
+        path = _resolve(base_dir, passwd_file.text)
+        try:
+            secret = read_secret_file(path)
+        except SecretFileError as exc:
+            shown = "" if str(path) == passwd_file.text else f" ({path})"
+            report.error(where, f"{exc}{shown}")
+            return None
+        chosen = _Password(Secret(secret), "passwd_file", (path,))
+    if chosen is None:
+        value = _required(report, values, _ADMIN, "passwd")
+        if value is None and passwd is None:
+            report.errors[-1] += (
+                f"; or set passwd_file, ${PASSWORD_ENV} or the systemd credential "
+                f"{CREDENTIAL_NAME}"
+            )
+        return None if value is None else _Password(Secret(value.text), "passwd")
+    # The sources that lost: say so, so that a clear-text copy does not linger unnoticed.
+    winner = "$" + chosen.source if chosen.source == PASSWORD_ENV else chosen.source
+    if chosen.source == "credential":
+        winner = f"the systemd credential {CREDENTIAL_NAME}"
+    for loser in (passwd_file if chosen.source != "passwd_file" else None, passwd):
+        if loser is not None and loser.text:
+            hint = "; remove it from the file" if loser.option == "passwd" else ""
+            report.warn(report.where(loser.section, loser.option), f"not used: the password "
+                        f"comes from {winner}{hint}")
+    return chosen
+
+
+def _api_version(text: str) -> int:
+    version = text.lower().removeprefix("v")
+    if version not in {str(v) for v in API_VERSIONS}:
+        raise _Invalid(f"must be {' or '.join(str(v) for v in API_VERSIONS)}")
+    return int(version)
+
+
+def _read_ca_bundle(report: _Report, values: _Values, base_dir: Path) -> str | None:
+    """The CA file to trust, checked now so that a typo shows up in ``check``, not at 3 a.m."""
+    value = values.get(_ADMIN, "ca_bundle")
+    if value is None:
+        return None
+    where = report.where(value.section, "ca_bundle", value.text)
+    if not value.text:
+        report.error(where, "is empty; remove the line to trust the system's CAs")
+        return None
+    path = _resolve(base_dir, value.text)
+    if not path.is_file():
+        report.error(where, "no such file" if not path.exists() else "not a regular file")
+        return None
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except PermissionError:
+        report.error(where, "cannot read the file: permission denied")
+        return None
+    except (ssl.SSLError, OSError, ValueError):
+        report.error(where, "holds no PEM certificate that can be loaded")
+        return None
+    return str(path)
+
+
+def _read_api(
+    report: _Report, values: _Values, password: _Password | None, base_dir: Path
+) -> ApiSettings | None:
     if not values.has_section(_ADMIN):
         report.error(report.where(_ADMIN), f"missing section ({_REQUIRED_HINT[_ADMIN]})")
         return None
     host = _required(report, values, _ADMIN, "host")
     base_url = _convert(report, host, _base_url) if host else None
     user = _required(report, values, _ADMIN, "user")
-    passwd = _required(report, values, _ADMIN, "passwd")
     settings = ApiSettings(
         base_url=base_url or "",
         user=user.text if user else "",
-        password=Secret(passwd.text if passwd else ""),
+        password=password.secret if password else Secret(""),
         verify_ssl=_optional(report, values, "verify_ssl", _boolean, _API_DEFAULTS.verify_ssl),
         timeout=_optional(report, values, "timeout", _timeout, _API_DEFAULTS.timeout),
         attempts=_optional(report, values, "attempts", _attempts, _API_DEFAULTS.attempts),
         attempt_delay=_optional(
             report, values, "attempt_delay", _delay, _API_DEFAULTS.attempt_delay
         ),
+        api_version=_optional(
+            report, values, "api_version", _api_version, _API_DEFAULTS.api_version
+        ),
+        ca_bundle=_read_ca_bundle(report, values, base_dir),
+        password_source=password.source if password else _API_DEFAULTS.password_source,
     )
     verify = values.get(_ADMIN, "verify_ssl")
     if verify and not settings.verify_ssl:
         report.warn(
             report.where(verify.section, "verify_ssl", verify.text),
             "TLS certificate verification is off; whoever intercepts the connection can "
-            "pose as the server and read the password",
+            "pose as the server and read the password (set ca_bundle to trust a "
+            "self-signed server instead)",
         )
+        if settings.ca_bundle:
+            report.warn(report.where(_ADMIN, "ca_bundle"), "ignored while verify_ssl is off")
     if host and base_url and base_url.startswith("http:") and not _is_loopback(base_url):
         report.warn(
             report.where(host.section, "host", host.text),
             "plain http; the password crosses the network unencrypted",
         )
-    return settings if host and user and passwd and base_url else None
+    return settings if host and user and password and base_url else None
 
 
 # --- [bond] ------------------------------------------------------------------------------------
@@ -686,6 +837,10 @@ def _read_ha(report: _Report, values: _Values) -> HaSettings:
         reconcile_interval=_optional(
             report, values, "reconcile_interval", _interval, _HA_DEFAULTS.reconcile_interval,
             section=_HA,
+        ),
+        allow_readable_secrets=_optional(
+            report, values, "allow_readable_secrets", _boolean,
+            _HA_DEFAULTS.allow_readable_secrets, section=_HA,
         ),
     )
 

@@ -29,6 +29,7 @@ from typing import Any, Callable
 import httpx
 
 from .config import Config, load_config
+from .credentials import guard_secret_files
 from .errors import BondhaError, ConfigError, StateError, UsageError
 from .keepalived import Event, parse_fifo_line, role_for
 from .model import Role
@@ -214,6 +215,8 @@ class Daemon:
         config = self._load()
         for warning in config.warnings:
             log.warning("%s", warning)
+        # During an outage a loose file mode must not stop a failover: logged, not refused.
+        guard_secret_files(config, refuse=False)
         return config
 
     def _reload_config(self) -> bool:

@@ -15,6 +15,7 @@ never contains a password or an Authorization header::
     │   ├── RateLimited        429: retried, honouring Retry-After
     │   ├── ServerError        5xx: retried
     │   ├── TransportError     connection refused/reset, timeout, TLS: retried
+    │   │   └── CertificateError   the server's TLS certificate is not trusted: not retried
     │   └── BadResponse        a body that is not the JSON that was expected
     ├── StateError             the state directory cannot be used (lock, event file)
     ├── Superseded             a newer keepalived event (or shutdown) took over   exit 0
@@ -132,6 +133,12 @@ class TransportError(ApiError):
     """No HTTP answer: refused, reset, timed out, DNS or TLS failure; retried."""
 
     retryable = True
+
+
+class CertificateError(TransportError):
+    """The server's TLS certificate failed verification; another attempt meets the same one."""
+
+    retryable = False
 
 
 class BadResponse(ApiError):

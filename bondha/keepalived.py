@@ -54,7 +54,9 @@ def parse_notify_args(args: Sequence[str]) -> Event:
     except ValueError:
         raise UsageError(f"notify: unknown STATE {state_text!r}; expected one of "
                          f"{', '.join(s.value for s in State)}") from None
-    if not priority_text.isdigit() or not 0 <= int(priority_text) <= 255:
+    # isascii: str.isdigit() also accepts "²" and other digits int() refuses (a fuzzer found it).
+    if not (priority_text.isascii() and priority_text.isdigit()) or not (
+            0 <= int(priority_text) <= 255):
         raise UsageError(f"notify: PRIORITY {priority_text!r} is not a whole number from 0 to 255")
     return Event(kind, name, state, int(priority_text))
 

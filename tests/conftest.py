@@ -20,6 +20,9 @@ HOOK = ROOT / "hooks" / "swap-active-bond"
 
 # Tests must not write to the machine's syslog.
 os.environ["BONDHA_SYSLOG"] = "0"
+# Nor take the password from the developer's environment or a systemd unit's credentials.
+os.environ.pop("BONDHA_PASSWORD", None)
+os.environ.pop("CREDENTIALS_DIRECTORY", None)
 
 
 @pytest.fixture(autouse=True)

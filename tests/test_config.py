@@ -311,6 +311,9 @@ def test_required_option(section: str, option: str, how: str) -> None:
     changes = {option: value}
     text = render(admin=changes) if section == "bondingadmin" else render(bond=changes)
     expected = "required option is missing" if how == "missing" else "required, but empty"
+    if (option, how) == ("passwd", "missing"):
+        expected += ("; or set passwd_file, $BONDHA_PASSWORD or the systemd credential "
+                     "bondha-password")
     assert only_problem(text) == f"{FILE}: [{section}] {option}: {expected}"
 
 
@@ -542,7 +545,8 @@ def test_tls_verification_off_warns_every_load(value: str) -> None:
     text = render(admin={"verify_ssl": value})
     expected = (
         f"{FILE}: [bondingadmin] verify_ssl = {value!r}: TLS certificate verification is off; "
-        "whoever intercepts the connection can pose as the server and read the password",
+        "whoever intercepts the connection can pose as the server and read the password "
+        "(set ca_bundle to trust a self-signed server instead)",
     )
     assert warnings_of(text) == expected
     assert warnings_of(text) == expected
@@ -638,6 +642,7 @@ def test_config_path_precedence() -> None:
 
 def test_public_names() -> None:
     assert bondha.config.__all__ == [
+        "API_VERSIONS",
         "CONFIG_ENV",
         "DEFAULT_CONFIG_PATH",
         "ApiSettings",

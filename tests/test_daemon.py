@@ -217,3 +217,19 @@ def test_restarted_daemon_resumes_as_master(server: StandInServer, fixture: Fixt
         wait_for(lambda: active_bonds(server) == {3}, "the repair after the restart")
     finally:
         second.close()
+
+
+def test_daemon_logs_a_readable_password_file_and_still_fails_over(
+        server: StandInServer, fixture: Fixture, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    path = node_config(tmp_path / "loose.conf", server, fixture,
+                       notify_fifo=tmp_path / "notify.fifo")
+    path.chmod(0o644)  # as the old how-to's set-up may have left it
+    running = Node(path)
+    try:
+        running.send('INSTANCE "VI_1" MASTER 9')
+        wait_for(lambda: active_bonds(server) == {3}, "the failover despite the file mode")
+    finally:
+        running.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any(str(path) in m and "chmod" in m for m in errors), errors

@@ -28,6 +28,8 @@ _ROUTE = re.compile(
         "|".join(kind.value for kind in Kind)
     )
 )
+# The bonds the account can see, as ``{"id", "url"}`` items (least-privilege checks use it).
+_BONDS = re.compile(r"/api/v(?P<version>[0-9]+)/bonds/")
 _DETAIL_METHODS = ("GET", "PATCH", "PUT", "OPTIONS")
 _READ_METHODS = ("GET", "OPTIONS")
 _CHALLENGE = ("WWW-Authenticate", 'Basic realm="api"')
@@ -144,6 +146,9 @@ class Api:
                 self._users[user.username] = user
 
     def handle(self, request: Request) -> Response:
+        bonds = _BONDS.fullmatch(request.path)
+        if bonds is not None and int(bonds["version"]) in self._versions:
+            return self._bonds(request, int(bonds["version"]))
         match = _ROUTE.fullmatch(request.path)
         if match is None or int(match["version"]) not in self._versions:
             return html_not_found()
@@ -162,6 +167,22 @@ class Api:
             allowed = _READ_METHODS
         reply = self._dispatch(request, route, user, allowed)
         return reply.with_headers(("Allow", ", ".join(allowed)), ("Vary", "Accept"))
+
+    def _bonds(self, request: Request, version: int) -> Response:
+        allow = ("Allow", ", ".join(_READ_METHODS))
+        user = self._authenticate(request.header("authorization"))
+        if isinstance(user, Response):
+            return user.with_headers(allow)
+        if request.method not in _READ_METHODS:
+            return detail(405, f'Method "{request.method}" not allowed.', allow)
+        if request.method == "OPTIONS":
+            return json_response(200, {"name": "Bond List", "description": "",
+                                       "renders": ["application/json"],
+                                       "parses": ["application/json"]}, allow)
+        root = f"{request.base_url}/api/v{version}/bonds/"
+        items = [{"id": bond, "url": f"{root}{bond}/"}
+                 for bond in sorted(self._store.bonds) if user.may_see(bond)]
+        return json_response(200, items, allow, ("Vary", "Accept"))
 
     def _authenticate(self, header: str | None) -> User | Response:
         scheme, _, token = (header or "").partition(" ")
