@@ -8,12 +8,12 @@ Tests and users inject an ``httpx.AsyncBaseTransport``; nothing is global.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
 import logging
 import ssl
+import urllib.request
 from collections.abc import Collection, Iterator
 from typing import Any, Callable, Union
 from urllib.parse import urljoin, urlsplit
@@ -35,6 +35,7 @@ from .errors import (
     ServerError,
     TransportError,
 )
+from .lanes import Lanes
 from .model import Kind, ObjectRef, RoutingObject
 from .retry import RetryPolicy
 
@@ -84,7 +85,7 @@ class ApiClient:
             auth=httpx.BasicAuth(settings.user, settings.password.value),
             timeout=settings.timeout,
             verify=_tls_verify(settings),
-            transport=transport or _Lanes(pool_size, _tls_context(settings)),
+            transport=transport or _default_transport(settings, pool_size),
             limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
             headers={"Accept": "application/json", "User-Agent": "bondha"},
             follow_redirects=False,
@@ -319,6 +320,20 @@ def _certificate_problem(exc: BaseException) -> str | None:
 
 # -- the default transport: a pool of single-connection lanes ------------------
 
+def _default_transport(settings: ApiSettings, pool_size: int) -> httpx.AsyncBaseTransport | None:
+    """Our lean lanes, unless the environment routes the server through a proxy.
+
+    httpx honours ``HTTPS_PROXY`` and friends only for its own transport (None here).
+    """
+    host = urlsplit(settings.base_url).hostname or ""
+    proxies = urllib.request.getproxies_environment()
+    scheme = urlsplit(settings.base_url).scheme
+    if (proxies.get(scheme) or proxies.get("all")) and not (
+            urllib.request.proxy_bypass(host)):
+        return None
+    return Lanes(pool_size, _tls_context(settings))
+
+
 def _tls_context(settings: ApiSettings) -> ssl.SSLContext:
     """One TLS context for every lane; none worth loading for a plain-http server.
 
@@ -332,67 +347,6 @@ def _tls_context(settings: ApiSettings) -> ssl.SSLContext:
     verify = _tls_verify(settings)  # ca_bundle's CAs, the system's, or none
     return verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(
         verify=verify)
-
-
-class _Lanes(httpx.AsyncBaseTransport):
-    """``size`` keep-alive connections, each the only one of its own httpcore pool.
-
-    Why not one pool of ``size`` connections: httpcore scans every connection of a pool,
-    and polls the socket of each idle one, on every request and every response
-    (encode/httpcore#924). At 16 connections that made the client's CPU, not the server,
-    the limit of a large failover (about 1.5 ms per request here); a pool of one makes the
-    scan O(1). An idle lane is taken per request and given back when its response body is
-    closed; the most recently used one first, so small runs open few connections.
-    """
-
-    def __init__(self, size: int, tls: ssl.SSLContext) -> None:
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        self._lanes = [httpx.AsyncHTTPTransport(verify=tls, limits=limits) for _ in range(size)]
-        self._idle = list(self._lanes)
-        self._free: asyncio.Semaphore | None = None  # made in the running loop (Python 3.9)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._free is None:
-            self._free = asyncio.Semaphore(len(self._lanes))
-        await self._free.acquire()
-        lane = self._idle.pop()
-        try:
-            response = await lane.handle_async_request(request)
-        except BaseException:
-            self._give_back(lane)
-            raise
-        stream = _ReleasingStream(response.stream, lambda: self._give_back(lane))
-        return httpx.Response(response.status_code, headers=response.headers, stream=stream,
-                              extensions=response.extensions)
-
-    def _give_back(self, lane: httpx.AsyncHTTPTransport) -> None:
-        self._idle.append(lane)
-        if self._free is not None:
-            self._free.release()
-
-    async def aclose(self) -> None:
-        for lane in self._lanes:
-            await lane.aclose()
-
-
-class _ReleasingStream(httpx.AsyncByteStream):
-    """A response body that hands its lane back, once, when closed."""
-
-    def __init__(self, inner: Any, release: Callable[[], None]) -> None:
-        self._inner = inner
-        self._release: Callable[[], None] | None = release
-
-    async def __aiter__(self) -> Any:
-        async for chunk in self._inner:
-            yield chunk
-
-    async def aclose(self) -> None:
-        try:
-            await self._inner.aclose()
-        finally:
-            release, self._release = self._release, None
-            if release is not None:
-                release()
 
 
 # -- response mapping (module level: pure functions of a response) -----------

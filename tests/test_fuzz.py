@@ -153,8 +153,8 @@ def standin() -> Iterator[StandInServer]:
 
 @pytest.fixture(scope="module")
 def fuzz_config(standin: StandInServer, tmp_path_factory: pytest.TempPathFactory) -> Config:
-    text = FIXTURE.config_text(standin.url, attempts=2, attempt_delay=0, timeout=2)
-    text += "[bondha]\ndeadline = 5\n"
+    text = FIXTURE.config_text(standin.url, attempts=2, attempt_delay=0, timeout=1)
+    text += "[bondha]\ndeadline = 1.5\n"
     return load_config(write_config(tmp_path_factory.mktemp("fuzz") / "c.conf", text))
 
 

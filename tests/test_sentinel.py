@@ -71,6 +71,7 @@ def make_config(tmp_path: Path, server_url: str, fixture: Fixture, setup: Setup,
     lines = [line for line in text.splitlines() if not line.startswith("passwd =")]
     at = lines.index("[bondingadmin]") + 1
     lines[at:at] = setup.config_lines
+    lines += ["[bondha]", "deadline = 3"]  # lasting faults end here, not after the default 30 s
     return write_config(tmp_path / "c.conf", "\n".join(lines) + "\n")
 
 
