@@ -8,6 +8,7 @@ deterministically and safe to print (the only secret, the password, is a
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from collections.abc import Iterator
 
@@ -91,6 +92,11 @@ def normalize_address(raw: str) -> str:
 
     Text the ipaddress module cannot read is kept (stripped): the server owns the format.
     """
+    return _normalized(raw)
+
+
+@functools.lru_cache(maxsize=8192)  # each address comes back in every read and write
+def _normalized(raw: str) -> str:
     text = raw.strip()
     try:
         return str(ipaddress.ip_interface(text))

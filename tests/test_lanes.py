@@ -81,6 +81,7 @@ def test_a_proxy_in_the_environment_is_left_to_httpx(monkeypatch: pytest.MonkeyP
         monkeypatch.delenv(name, raising=False)
     assert isinstance(_default_transport(_settings("https://mgmt.example.net"), 4), Lanes)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.net:3128")
-    assert _default_transport(_settings("https://mgmt.example.net"), 4) is None
+    assert isinstance(_default_transport(_settings("https://mgmt.example.net"), 4),
+                      httpx.AsyncHTTPTransport)
     monkeypatch.setenv("NO_PROXY", "mgmt.example.net")
     assert isinstance(_default_transport(_settings("https://mgmt.example.net"), 4), Lanes)
