@@ -119,6 +119,22 @@ async def call(policy: RetryPolicy, what: str, fn: Callable[[], Awaitable[T]],
     ``what`` names the operation in the log line of each retry; ``interrupt`` is called
     while waiting between attempts and may raise to abandon the call.
     """
+    try:
+        return await fn()  # most calls succeed at once: no retry machinery for them
+    except ApiError as exc:
+        if not exc.retryable:
+            raise
+        first_error: ApiError | None = exc
+
+    async def attempt_once() -> T:
+        # tenacity's attempt 1 is the one already made: it fails again, without a request,
+        # so that the waits, the stop rule and the log lines stay tenacity's alone.
+        nonlocal first_error
+        if first_error is not None:
+            error, first_error = first_error, None
+            raise error
+        return await fn()
+
     retrying = tenacity.AsyncRetrying(
         sleep=lambda seconds: sleep(seconds, interrupt),
         stop=_stop(policy),
@@ -129,7 +145,7 @@ async def call(policy: RetryPolicy, what: str, fn: Callable[[], Awaitable[T]],
     )
     async for attempt in retrying:
         with attempt:
-            result = await fn()
+            result = await attempt_once()
         if not attempt.retry_state.outcome or not attempt.retry_state.outcome.failed:
             return result
     raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover

@@ -196,3 +196,17 @@ def test_patch_answered_204_is_verified_by_reading_back(server: StandInServer,
     assert result.rounds == 2
     assert writes(server) == 6
     assert server.get_object(3, Kind.ROUTE, 8)["enabled"] is True
+
+
+@pytest.mark.parametrize("attempts", [1, 2, 4])
+def test_a_failing_write_is_tried_exactly_attempts_times_per_round(
+        server: StandInServer, config: Config, attempts: int) -> None:
+    api = attrs.evolve(config.api, attempts=attempts, attempt_delay=0.01)
+    one_round = attrs.evolve(config, api=api, ha=attrs.evolve(config.ha, deadline=0.5))
+    server.inject(Fault(method="PATCH", path=r"/bonds/1/routes/7/$", status=503,
+                        body="<html>busy</html>"))
+    with pytest.raises(bondha.ApplyError) as info:
+        bondha.reconcile(one_round, Role.BACKUP)
+    rounds = info.value.result.rounds
+    patches_of_7 = server.stats().requests_by_method["PATCH"] - len(server.stats().writes)
+    assert patches_of_7 == attempts * rounds
