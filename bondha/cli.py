@@ -40,6 +40,7 @@ examples:
   bondha apply --active master               make the master bond active and verify
   bondha status --watch 2                    which bond has each floating address, live
   bondha --json status                       the same for automation (bondha.status/2)
+  bondha status --local --last 20            this node's last transitions and reconciles
   bondha discover --master-bond 1 --backup-bond 3 --write
                                              find the floating pairs, write [bond]
   bondha check --keepalived /etc/keepalived/keepalived.conf
@@ -121,21 +122,19 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return _reconcile(args, _role(args), dry_run=False)
 
 
-def _node_state(args: argparse.Namespace) -> NodeState | None:
-    """This node's keepalived state, if known.
-
-    Today only ``--keepalived-state``/``--priority`` say it. Hook for the daemon's state
-    file: when neither is given, read the state the daemon recorded and return it here
-    (with ``source`` naming the file).
-    """
+def _node_state(args: argparse.Namespace, config: Config) -> NodeState | None:
+    """This node's keepalived state: ``--keepalived-state``/``--priority``, else the last
+    event the hook or the daemon recorded in the state directory, if any."""
     from .errors import UsageError
     from .keepalived import State
+    from .local import recorded_node_state
+    from .statedir import state_dir_path
     from .status import NodeState
 
     if args.keepalived_state is None:
         if args.priority is not None:
             raise UsageError("status: --priority needs --keepalived-state")
-        return None
+        return recorded_node_state(state_dir_path(config.ha.state_dir))
     if args.priority is None:
         raise UsageError("status: --keepalived-state needs --priority (10 on the master "
                          "bonder, 1 to 9 on the backup bonder)")
@@ -145,10 +144,12 @@ def _node_state(args: argparse.Namespace) -> NodeState | None:
 def cmd_status(args: argparse.Namespace) -> int:
     from .reconciler import read_live
     from .status import address_status, render_status, status_to_json
-    from .terminal import use_colour, watch
+    from .terminal import use_colour
 
     config = _load(args)
-    node = _node_state(args)
+    if args.local:
+        return _watch_or_once(args, lambda: _local(args, config))
+    node = _node_state(args, config)
     colour = use_colour(sys.stdout)
 
     def once() -> str:
@@ -157,6 +158,23 @@ def cmd_status(args: argparse.Namespace) -> int:
             return json.dumps(status_to_json(config.pair, rows, node),
                               indent=None if args.watch else 2)
         return render_status(config.pair, rows, node=node, colour=colour)
+
+    return _watch_or_once(args, once)
+
+
+def _local(args: argparse.Namespace, config: Config) -> str:
+    """``status --local``: this node's state directory; reads no server."""
+    from .local import local_status
+    from .statedir import state_dir_path
+
+    view = local_status(state_dir_path(config.ha.state_dir), args.last)
+    if args.json:
+        return json.dumps(view.to_json(), indent=None if args.watch else 2)
+    return view.render()
+
+
+def _watch_or_once(args: argparse.Namespace, once: Callable[[], str]) -> int:
+    from .terminal import watch
 
     if args.watch is None:
         emit(once())
@@ -387,6 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "one JSON document per line")
     status.add_argument("--count", type=_positive, metavar="N",
                         help="with --watch: stop after N refreshes")
+    status.add_argument("--local", action="store_true",
+                        help="read no server: this node's last keepalived event and the last "
+                             "transitions and reconciles the hook and the daemon recorded")
+    status.add_argument("--last", type=_positive, metavar="N", default=10,
+                        help="with --local: how many records (default %(default)s)")
     check = command("check", cmd_check,
                     "check config, credentials, every configured id and what the account may "
                     "do (reads and OPTIONS only, no writes)",

@@ -91,6 +91,8 @@ class HaSettings:
     # Log, instead of refusing, a password file that group or others may read (see
     # bondha.credentials); for set-ups that must share the file with a group.
     allow_readable_secrets: bool = False
+    # Prometheus textfile-collector metrics, rewritten after every reconcile (bondha.metrics).
+    metrics_file: Path | None = None
 
 @attrs.frozen
 class Config:
@@ -842,6 +844,7 @@ def _read_ha(report: _Report, values: _Values) -> HaSettings:
             report, values, "allow_readable_secrets", _boolean,
             _HA_DEFAULTS.allow_readable_secrets, section=_HA,
         ),
+        metrics_file=_metrics_file(report, values),
     )
 
 
@@ -874,6 +877,15 @@ def _optional_path(report: _Report, values: _Values, option: str) -> Path | None
     if value is None or not value.text:
         return None  # blank: the default
     return _convert(report, value, _path)
+
+
+def _metrics_file(report: _Report, values: _Values) -> Path | None:
+    path = _optional_path(report, values, "metrics_file")
+    if path is not None and path.suffix != ".prom":
+        report.warn(report.where(_HA, "metrics_file", str(path)),
+                    "does not end in .prom; node_exporter's textfile collector reads only "
+                    "*.prom files")
+    return path
 
 
 _INSTANCE_NAME = re.compile(r"[^\s\"']+")

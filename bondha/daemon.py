@@ -35,7 +35,7 @@ from .keepalived import Event, parse_fifo_line, role_for
 from .model import Role
 from .reconciler import Result
 from .statedir import StateDir, Ticket
-from .transition import apply_transition, open_state_dir
+from .transition import apply_transition, open_state_dir, record_event
 
 __all__ = ["RETRY_AFTER_FAILURE", "Daemon", "ensure_fifo", "run_daemon"]
 
@@ -184,7 +184,8 @@ class Daemon:
     def _apply(self, role: Role, ticket: Ticket, *, periodic: bool) -> bool:
         try:
             result = apply_transition(self.config, role, self.state, ticket,
-                                      transport=self._transport, stopping=self.stopping)
+                                      transport=self._transport, stopping=self.stopping,
+                                      source="daemon", trigger="check" if periodic else "event")
         except BondhaError as exc:
             log.error("%s: %s", "drift check" if periodic else f"event {ticket.seq}", exc)
             return False
@@ -320,7 +321,7 @@ class Daemon:
                      event.name, ", ".join(selected))
             return
         try:
-            ticket = self.state.take_ticket(str(event))
+            ticket = record_event(self.config, self.state, event, "daemon")
         except StateError as exc:
             log.error("%s: event %s not recorded", exc, event)
             return

@@ -65,6 +65,9 @@ class Result:
     seconds: float = 0.0
     rounds: int = 1  # read-plan-apply-verify passes: another one while verification differed
     superseded: str | None = None  # why a newer event (or a shutdown) stopped this run
+    # The pair as last read: read back after the writes, or the first read when nothing was
+    # to be written; None when no read succeeded. For the records and metrics (bondha.observe).
+    live: Live | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def converged(self) -> bool:
@@ -188,6 +191,7 @@ class _Outcome:
     skipped: list[Change] = attrs.Factory(list)
     final: list[ApiError] = attrs.Factory(list)  # failures no further round can fix
     superseded: str | None = None
+    read_back: Live | None = None  # the pair as verification read it
 
 
 async def _apply_step(api: ApiClient, changes: tuple[Change, ...], out: _Outcome,
@@ -307,7 +311,7 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
             plan.active_bond_id, role.value, plan.summary())
     if dry_run or not plan:
         return Result(plan, dry_run=dry_run, requests=api.counters.reads,
-                      seconds=time.monotonic() - started)
+                      seconds=time.monotonic() - started, live=live)
     done: list[Change] = []
     round_, contested = 1, 0
     while True:
@@ -343,7 +347,8 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
     counters = api.counters
     return Result(first_plan, False, _in_plan_order(first_plan, done), tuple(out.failed),
                   tuple(out.skipped), remaining, verify_error, counters.reads + counters.writes,
-                  time.monotonic() - started, rounds=round_, superseded=out.superseded)
+                  time.monotonic() - started, rounds=round_, superseded=out.superseded,
+                  live=out.read_back)
 
 
 async def _verify(api: ApiClient, config: Config, role: Role,
@@ -352,7 +357,8 @@ async def _verify(api: ApiClient, config: Config, role: Role,
     if out.superseded is not None:
         return None, None
     try:
-        return make_plan(config.pair, role, await aread_live(api, config.pair)), None
+        out.read_back = await aread_live(api, config.pair)
+        return make_plan(config.pair, role, out.read_back), None
     except ApiError as exc:
         if not exc.retryable:
             out.final.append(exc)

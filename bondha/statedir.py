@@ -169,6 +169,10 @@ class StateDir:
             check()  # a newer event may have come while we waited
             yield
 
+    def exclusive(self, name: str) -> contextlib.AbstractContextManager[None]:
+        """Hold the lock file ``name``, waiting for it: for short critical sections (records)."""
+        return self._locked(name, wait=True)
+
     @contextlib.contextmanager
     def _locked(self, name: str, *, wait: bool, check: Callable[[], None] | None = None,
                 give_up: float | None = None) -> Iterator[None]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping
 from typing import Callable
 
@@ -18,13 +19,15 @@ import httpx
 
 from .config import Config
 from .errors import Superseded
+from .journal import reconcile_record, transition_record
 from .keepalived import Event, role_for
 from .model import Role
+from .observe import observe
 from .plan import Plan
 from .reconciler import Result, reconcile
 from .statedir import StateDir, Ticket, state_dir_path
 
-__all__ = ["apply_transition", "notify", "open_state_dir"]
+__all__ = ["apply_transition", "notify", "open_state_dir", "record_event"]
 
 log = logging.getLogger("bondha")
 
@@ -40,6 +43,13 @@ def _lock_wait(config: Config) -> float:
     return 2 * config.ha.deadline + config.api.timeout
 
 
+def record_event(config: Config, state: StateDir, event: Event, source: str) -> Ticket:
+    """Record ``event`` as this node's newest (stopping any older run) and journal it."""
+    ticket = state.take_ticket(str(event))
+    observe(config, state, transition_record(ticket, event, source))
+    return ticket
+
+
 def apply_transition(
     config: Config,
     role: Role,
@@ -48,12 +58,35 @@ def apply_transition(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     stopping: Callable[[], str | None] | None = None,
+    source: str = "hook",
+    trigger: str = "event",
 ) -> Result:
     """Make ``role``'s bond active for ``ticket``'s event, under the node's apply lock.
 
     Returns a result whose ``superseded`` is set when a newer event (or ``stopping``)
     took over before or during the run; raises as :func:`~bondha.reconciler.reconcile`.
+    Either way the run is journaled (``source`` "hook" or "daemon", ``trigger`` "event"
+    or "check") and counted in the metrics.
     """
+    started = time.monotonic()
+
+    def record(result: Result | None, error: BaseException | None) -> None:
+        observe(config, state, reconcile_record(
+            config.pair, role, source=source, trigger=trigger, ticket=ticket, result=result,
+            error=error, seconds=time.monotonic() - started))
+
+    try:
+        result = _apply(config, role, state, ticket, transport=transport, stopping=stopping)
+    except Exception as exc:
+        record(None, exc)
+        raise
+    record(result, None)
+    return result
+
+
+def _apply(config: Config, role: Role, state: StateDir, ticket: Ticket, *,
+           transport: httpx.AsyncBaseTransport | None,
+           stopping: Callable[[], str | None] | None) -> Result:
     try:
         with state.hold(ticket, timeout=_lock_wait(config), stopping=stopping):
             return reconcile(config, role, transport=transport,
@@ -70,7 +103,7 @@ def notify(config: Config, event: Event, *,
     Every event is recorded, so that a BACKUP/FAULT/STOP stops a MASTER run still retrying.
     """
     state = open_state_dir(config)
-    ticket = state.take_ticket(str(event))
+    ticket = record_event(config, state, event, "hook")
     role = role_for(event)
     if role is None:
         log.info("keepalived %s %s is %s (priority %d): this node makes no change (event %d)",

@@ -221,7 +221,7 @@ class TestBed:
             "--fixture", "example", "--write-config", str(config), *options,
             "--ready-file", str(ready)])
         wait_for(ready.exists, 20, "the stand-in server to listen", self.log("server"))
-        self.share_with_script_user(config, 0o640)
+        self.share_with_script_user(config, 0o400)
         return config
 
     def control(self, method: str, path: str, body: Any = None) -> Any:
@@ -270,8 +270,9 @@ class TestBed:
     # --- keepalived and the hook -----------------------------------------------------------------
 
     def share_with_script_user(self, path: Path, mode: int) -> None:
-        """Root owns it, the script user's group may read it (as the docs set the config)."""
-        os.chown(path, 0, _ids(SCRIPT_USER)[1])
+        """The script user owns it, nobody else may read it (as the docs set the config:
+        bondha refuses a password file that group or others can read)."""
+        os.chown(path, *_ids(SCRIPT_USER))
         path.chmod(mode)
 
     def install_hook(self) -> Path:
@@ -358,7 +359,7 @@ class TestBed:
         if fifo:
             section += f"notify_fifo = {self.fifo(role)}\n"
         own.write_text(config.read_text() + section)
-        self.share_with_script_user(own, 0o640)
+        self.share_with_script_user(own, 0o400)
         return own
 
     def fifo(self, role: str) -> Path:
