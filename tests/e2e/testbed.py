@@ -15,6 +15,7 @@ half-built bed. keepalived runs the files the docs tell operators to install: th
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -63,15 +64,44 @@ def _ids(user: str) -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
-def hook_python() -> tuple[str, dict[str, str]]:
-    """A python the script user can run that imports bondha from this checkout, and its env.
+# What the hook imports, copied where the script user can read it (see hook_python).
+_RUNTIME_PACKAGES = ("bondha", "httpx", "httpcore", "h11", "anyio", "sniffio", "idna",
+                     "certifi", "attr", "attrs", "tenacity", "typing_extensions.py",
+                     "exceptiongroup")
+_library: list[Path] = []
 
-    The venv's interpreter may live under a directory the script user cannot enter
-    (pyenv in /root); the system python with the checkout and the venv's pure-python
-    site-packages on PYTHONPATH is what an operator's ``pip install --target`` gives.
+
+def _readable_library() -> Path:
+    """bondha and its dependencies in a world-readable folder, made once per test run.
+
+    The checkout and the venv may live where the script user cannot enter (a 0700
+    mktemp folder, pyenv under /root): this is what an operator's ``pip install
+    --target`` gives. Removed when the test run ends.
     """
+    if _library:
+        return _library[0]
+    library = Path(tempfile.mkdtemp(prefix="bondha-e2e-lib-"))
+    atexit.register(shutil.rmtree, library, True)
+    sources = [ROOT, Path(sysconfig.get_paths()["purelib"])]
+    for name in _RUNTIME_PACKAGES:
+        found = next((base / name for base in sources if (base / name).exists()), None)
+        if found is None:
+            continue  # e.g. exceptiongroup, only needed before Python 3.11
+        if found.is_dir():
+            shutil.copytree(found, library / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(found, library / name)
+    for path in [library, *library.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    _library.append(library)
+    return library
+
+
+def hook_python() -> tuple[str, dict[str, str]]:
+    """A python the script user can run that imports bondha from this checkout, and its env."""
     env = {
-        "PYTHONPATH": f"{ROOT}:{sysconfig.get_paths()['purelib']}",
+        "PYTHONPATH": str(_readable_library()),
         "PYTHONDONTWRITEBYTECODE": "1",
         "BONDHA_SYSLOG": "0",
     }
