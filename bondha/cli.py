@@ -462,7 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _keepalived_config_parser(sub: argparse.ArgumentParser) -> None:
-    from .keepalived_conf import DEFAULT_HOOK, DEFAULT_SCRIPT_USER, DEFAULT_TRACK_SCRIPT
+    from .keepalived import DEFAULT_HOOK, DEFAULT_SCRIPT_USER, DEFAULT_TRACK_SCRIPT
 
     sub.add_argument("--role", required=True, choices=["master", "backup"],
                      help="which bonder this file is for")

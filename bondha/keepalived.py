@@ -15,10 +15,19 @@ import attrs
 from .errors import UsageError
 from .model import Role
 
-__all__ = ["MASTER_PRIORITY", "Event", "State", "parse_fifo_line", "parse_notify_args",
-           "role_for"]
+__all__ = ["DEFAULT_HOOK", "DEFAULT_SCRIPT_USER", "DEFAULT_TRACK_SCRIPT", "MASTER_PRIORITY",
+           "Event", "State", "parse_fifo_line", "parse_notify_args", "role_for"]
 
 MASTER_PRIORITY = 10
+
+# Defaults of the keepalived.conf that `bondha keepalived-config` renders; here, in the
+# module every command loads anyway, so that building the command line does not load
+# the renderer.
+DEFAULT_HOOK = "/usr/local/bin/swap-active-bond"
+DEFAULT_SCRIPT_USER = "bondha"
+# The how-to's health check: the bonding service answers. A bonder whose bonding is down
+# goes to FAULT, so that the peer takes over.
+DEFAULT_TRACK_SCRIPT = "/usr/sbin/bondsh node ping"
 
 
 class State(enum.Enum):

@@ -23,7 +23,7 @@ from pathlib import Path
 import attrs
 
 from .errors import UsageError
-from .keepalived import MASTER_PRIORITY
+from .keepalived import DEFAULT_HOOK, DEFAULT_SCRIPT_USER, DEFAULT_TRACK_SCRIPT, MASTER_PRIORITY
 from .model import Role
 
 __all__ = [
@@ -41,11 +41,6 @@ __all__ = [
     "render_keepalived_conf",
 ]
 
-DEFAULT_HOOK = "/usr/local/bin/swap-active-bond"
-DEFAULT_SCRIPT_USER = "bondha"
-# The how-to's health check: the bonding service answers. A bonder whose bonding is down
-# goes to FAULT, so that the peer takes over.
-DEFAULT_TRACK_SCRIPT = "/usr/sbin/bondsh node ping"
 _AUTH_PASS_MAX = 8  # VRRPv2 simple authentication: keepalived uses the first 8 characters
 _SAFE_WORD = re.compile(r"[A-Za-z0-9_.:/@%+=,-]+")
 
