@@ -22,7 +22,7 @@ import attrs
 import httpx
 
 from . import retry
-from .config import ApiSettings
+from .config import ApiSettings, HaSettings
 from .errors import (
     ApiError,
     AuthError,
@@ -41,7 +41,7 @@ from .retry import RetryPolicy
 
 __all__ = ["DEFAULT_POOL_SIZE", "ApiClient", "Counters"]
 
-DEFAULT_POOL_SIZE = 16
+DEFAULT_POOL_SIZE = HaSettings().pool_size  # one definition: the [bondha] default
 _READ_ATTEMPTS = 1000  # "until the deadline": the policy's deadline ends them long before
 log = logging.getLogger("bondha.client")
 Where = Union[ObjectRef, tuple[int, Kind], str]  # an object, a collection, or said in words
@@ -315,15 +315,6 @@ def _without_secrets(response: httpx.Response, secrets: tuple[str, ...]) -> http
                           request=response.request)
 
 
-def _tls_verify(settings: ApiSettings) -> ssl.SSLContext | bool:
-    """What httpx verifies the server against: the system's CAs, ``ca_bundle``'s, or nothing."""
-    if not settings.verify_ssl:
-        return False
-    if settings.ca_bundle:
-        return ssl.create_default_context(cafile=settings.ca_bundle)
-    return True
-
-
 def _certificate_problem(exc: BaseException) -> str | None:
     """The verification failure behind a connection error, if that is what it was."""
     seen: BaseException | None = exc
@@ -359,9 +350,9 @@ def _tls_context(settings: ApiSettings) -> ssl.SSLContext:
     """
     if settings.base_url.startswith("http://"):
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    verify = _tls_verify(settings)  # ca_bundle's CAs, the system's, or none
-    return verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(
-        verify=verify)
+    if settings.verify_ssl and settings.ca_bundle:
+        return ssl.create_default_context(cafile=settings.ca_bundle)
+    return httpx.create_ssl_context(verify=settings.verify_ssl)  # the system's CAs, or none
 
 
 # -- response mapping (module level: pure functions of a response) -----------

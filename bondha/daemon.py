@@ -81,7 +81,6 @@ class Daemon:
     def __init__(self, load: Callable[[], Config], fifo: Path | None = None, *,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._load = load
-        self._fifo_arg = fifo
         self._transport = transport
         self._stop = threading.Event()
         self._stop_reason = "shutting down"

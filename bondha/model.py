@@ -148,9 +148,6 @@ class Pair:
     def side(self, role: Role) -> BondSide:
         return self.master if role is Role.MASTER else self.backup
 
-    def role_of(self, bond_id: int) -> Role:
-        return Role.MASTER if bond_id == self.master.bond_id else Role.BACKUP
-
     def refs(self) -> tuple[ObjectRef, ...]:
         """Every configured object, master bond first."""
         return (*self.master.refs(), *self.backup.refs())

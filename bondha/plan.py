@@ -70,10 +70,6 @@ class FloatingAddress:
     address: str | None
     objects: tuple[RoutingObject, ...]
 
-    def enabled_on(self) -> tuple[int, ...]:
-        """The bonds on which this address is enabled, sorted."""
-        return tuple(sorted({o.ref.bond_id for o in self.objects if o.enabled}))
-
     @property
     def name(self) -> str:
         return self.address or f"#{self.objects[0].ref.id}"
@@ -86,14 +82,6 @@ class Step:
     kind: Kind
     address: str | None
     changes: tuple[Change, ...]
-
-    @property
-    def disables(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if not c.enabled)
-
-    @property
-    def enables(self) -> tuple[Change, ...]:
-        return tuple(c for c in self.changes if c.enabled)
 
 
 @attrs.frozen

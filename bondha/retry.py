@@ -47,9 +47,6 @@ class RetryPolicy:
         attrs.validators.ge(0), attrs.validators.le(1)))
     deadline_at: float | None = None
 
-    def with_deadline(self, deadline_at: float | None) -> RetryPolicy:
-        return attrs.evolve(self, deadline_at=deadline_at)
-
     def backoff(self, attempt: int) -> float:
         """The wait after failed attempt number ``attempt`` (1-based): doubling, with jitter."""
         wait = min(self.max_delay, self.delay * 2 ** (attempt - 1))
