@@ -7,15 +7,14 @@ from pathlib import Path
 import pytest
 
 from bondha.errors import UsageError
-from bondha.keepalived_conf import (
-    KeepalivedSettings,
+from bondha.keepalived.check import (
     Level,
     check_keepalived_file,
     check_keepalived_text,
     check_script_file,
-    parse_keepalived_text,
-    render_keepalived_conf,
 )
+from bondha.keepalived.parse import parse_keepalived_text
+from bondha.keepalived.render import KeepalivedSettings, render_keepalived_conf
 from bondha.model import Role
 from tests.conftest import bondha
 

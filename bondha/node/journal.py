@@ -1,6 +1,6 @@
 """The node's journal: one JSON record per keepalived event and per reconcile.
 
-The notify hook and the daemon append to it (through :mod:`bondha.observe`);
+The notify hook and the daemon append to it (through :mod:`bondha.node.publish`);
 ``bondha status --local`` reads the last records without asking the server.
 
 Format: JSON Lines in ``journal.jsonl`` of the state directory, one object per line with
@@ -24,15 +24,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ApplyError, RefusedError, StateError
-from .keepalived import Event, role_for
-from .model import Pair, Role
-from .plan import make_plan
+from ..errors import ApplyError, RefusedError, StateError
+from ..keepalived.events import Event
+from ..model import Pair, Role
+from ..status import Verdict, address_status
 from .statedir import StateDir, Ticket
-from .status import Verdict, address_status
 
-if TYPE_CHECKING:  # the reconciler imports httpx: not at run time here
-    from .reconciler import Result
+if TYPE_CHECKING:
+    from ..result import Result
 
 __all__ = ["JOURNAL_NAME", "LOCK_NAME", "MAX_BYTES", "RECORD_SCHEMA", "RESULTS", "Journal",
            "reconcile_record", "record_time", "transition_record"]
@@ -59,7 +58,7 @@ def record_time(record: Mapping[str, Any]) -> float:
 
 def transition_record(ticket: Ticket, event: Event, source: str) -> Record:
     """A keepalived event as the hook or the daemon recorded it."""
-    role = role_for(event)
+    role = event.role
     return {"schema": RECORD_SCHEMA, "type": "transition", "time": _now(), "source": source,
             "event_seq": ticket.seq, "event": ticket.event, "state": event.state.value,
             "priority": event.priority, "role": role.value if role else None}
@@ -75,7 +74,7 @@ def reconcile_record(pair: Pair, role: Role, *, source: str, trigger: str, ticke
     """
     if result is None and isinstance(error, ApplyError):
         result = error.result
-    after = _after(pair, role, result.live if result else None)
+    after = _after(pair, result)
     return {
         "schema": RECORD_SCHEMA, "type": "reconcile", "time": _now(), "source": source,
         "trigger": trigger, "event_seq": ticket.seq if ticket else None,
@@ -109,12 +108,16 @@ def _result(result: Result | None, error: BaseException | None) -> str:
     return "converged" if result.converged else "failed"
 
 
-def _after(pair: Pair, role: Role, live: Any) -> dict[str, int | None]:
-    """Objects out of place, and addresses on both or neither bond, as last read."""
-    if live is None:
+def _after(pair: Pair, result: Result | None) -> dict[str, int | None]:
+    """Objects out of place, and addresses on both or neither bond, as last read.
+
+    The reconcile already planned against that read (``result.last_plan``): it is counted,
+    not planned again.
+    """
+    if result is None or result.live is None or result.last_plan is None:
         return {"out_of_place": None, "overlap": None, "dark": None}
-    rows = address_status(pair, live)
-    return {"out_of_place": len(make_plan(pair, role, live)),
+    rows = address_status(pair, result.live)
+    return {"out_of_place": len(result.last_plan),
             "overlap": sum(r.verdict is Verdict.OVERLAP for r in rows),
             "dark": sum(r.verdict is Verdict.DARK for r in rows)}
 
@@ -132,7 +135,7 @@ class Journal:
         return self.path.with_name(JOURNAL_NAME + ".1")
 
     def append(self, record: Mapping[str, Any]) -> None:
-        """Append one record; the caller holds :data:`LOCK_NAME` (see :mod:`bondha.observe`)."""
+        """Append one record; the caller holds :data:`LOCK_NAME` (:mod:`bondha.node.publish`)."""
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         try:
             try:

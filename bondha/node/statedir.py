@@ -27,7 +27,6 @@ import fcntl
 import json
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -35,9 +34,12 @@ from typing import Any, Callable
 
 import attrs
 
-from .errors import StateError, Superseded
+from ..config import Config
+from ..errors import StateError, Superseded
+from ..files import replace_file
 
-__all__ = ["DEFAULT_STATE_DIR", "STATE_DIR_ENV", "StateDir", "Ticket", "state_dir_path"]
+__all__ = ["DEFAULT_STATE_DIR", "STATE_DIR_ENV", "StateDir", "Ticket", "state_dir_of",
+           "state_dir_path"]
 
 DEFAULT_STATE_DIR = Path("/run/bondha")
 STATE_DIR_ENV = "BONDHA_STATE_DIR"
@@ -49,6 +51,11 @@ def state_dir_path(configured: Path | None, environ: Mapping[str, str] = os.envi
     if environ.get(STATE_DIR_ENV):
         return Path(environ[STATE_DIR_ENV])
     return configured or DEFAULT_STATE_DIR
+
+
+def state_dir_of(config: Config, environ: Mapping[str, str] = os.environ) -> Path:
+    """This node's state directory for ``config``: the one place it is derived."""
+    return state_dir_path(config.ha.state_dir, environ)
 
 
 @attrs.frozen
@@ -143,14 +150,10 @@ class StateDir:
         return check
 
     def _write_record(self, ticket: Ticket) -> None:
-        fd, temporary = tempfile.mkstemp(dir=self.path, prefix=".event.")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as stream:
-                json.dump(ticket.to_json(), stream)
-            os.replace(temporary, self.record_path)
+            replace_file(self.record_path, json.dumps(ticket.to_json()).encode("utf-8"),
+                         mode=0o600)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
             raise StateError(f"{self.record_path}: cannot write: {exc.strerror or exc}") from None
 
     # -- the apply lock ---------------------------------------------------------------------

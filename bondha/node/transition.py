@@ -17,15 +17,16 @@ from typing import Callable
 
 import httpx
 
-from .config import Config
-from .errors import Superseded
+from ..config import Config
+from ..errors import Superseded
+from ..keepalived.events import Event
+from ..model import Role
+from ..plan import Plan
+from ..reconciler import reconcile
+from ..result import Result
 from .journal import reconcile_record, transition_record
-from .keepalived import Event, role_for
-from .model import Role
-from .observe import observe
-from .plan import Plan
-from .reconciler import Result, reconcile
-from .statedir import StateDir, Ticket, state_dir_path
+from .publish import publish
+from .statedir import StateDir, Ticket, state_dir_of
 
 __all__ = ["apply_transition", "notify", "open_state_dir", "record_event"]
 
@@ -34,7 +35,7 @@ log = logging.getLogger("bondha")
 
 def open_state_dir(config: Config, environ: Mapping[str, str] = os.environ) -> StateDir:
     """The node's state directory, created if needed."""
-    return StateDir(state_dir_path(config.ha.state_dir, environ)).ensure()
+    return StateDir(state_dir_of(config, environ)).ensure()
 
 
 def _lock_wait(config: Config) -> float:
@@ -46,7 +47,7 @@ def _lock_wait(config: Config) -> float:
 def record_event(config: Config, state: StateDir, event: Event, source: str) -> Ticket:
     """Record ``event`` as this node's newest (stopping any older run) and journal it."""
     ticket = state.take_ticket(str(event))
-    observe(config, state, transition_record(ticket, event, source))
+    publish(config, state, transition_record(ticket, event, source))
     return ticket
 
 
@@ -71,7 +72,7 @@ def apply_transition(
     started = time.monotonic()
 
     def record(result: Result | None, error: BaseException | None) -> None:
-        observe(config, state, reconcile_record(
+        publish(config, state, reconcile_record(
             config.pair, role, source=source, trigger=trigger, ticket=ticket, result=result,
             error=error, seconds=time.monotonic() - started))
 
@@ -104,7 +105,7 @@ def notify(config: Config, event: Event, *,
     """
     state = open_state_dir(config)
     ticket = record_event(config, state, event, "hook")
-    role = role_for(event)
+    role = event.role
     if role is None:
         log.info("keepalived %s %s is %s (priority %d): this node makes no change (event %d)",
                  event.type, event.name, event.state.value, event.priority, ticket.seq)

@@ -16,11 +16,11 @@ from typing import Any
 
 import attrs
 
-from .errors import StateError, UsageError
+from ..errors import StateError, UsageError
+from ..keepalived.events import parse_fifo_line
+from ..status import NodeState
 from .journal import Journal, record_time
-from .keepalived import parse_fifo_line
 from .statedir import StateDir, Ticket
-from .status import NodeState
 
 __all__ = ["LOCAL_SCHEMA", "LocalStatus", "local_status", "recorded_node_state"]
 

@@ -28,12 +28,12 @@ from typing import Any, Callable
 
 import httpx
 
-from .config import Config, load_config
-from .credentials import guard_secret_files
-from .errors import BondhaError, ConfigError, StateError, UsageError
-from .keepalived import Event, parse_fifo_line, role_for
-from .model import Role
-from .reconciler import Result
+from ..config import Config, load_config
+from ..config.load import checked
+from ..errors import BondhaError, ConfigError, StateError, UsageError
+from ..keepalived.events import Event, parse_fifo_line
+from ..model import Role
+from ..result import Result
 from .statedir import StateDir, Ticket
 from .transition import apply_transition, open_state_dir, record_event
 
@@ -158,7 +158,7 @@ class Daemon:
     def _on_event(self, event: Event, ticket: Ticket) -> bool:
         before = self._states.get(event.name, "unknown")
         self._states[event.name] = event.state.value
-        role = role_for(event)
+        role = event.role
         self.role, self.ticket = role, ticket
         doing = (f"making the {role.value} bond active" if role is not None
                  else "no change; drift checks paused")
@@ -212,12 +212,8 @@ class Daemon:
     # -- start, resume, reload ------------------------------------------------------------
 
     def _load_config(self) -> Config:
-        config = self._load()
-        for warning in config.warnings:
-            log.warning("%s", warning)
         # During an outage a loose file mode must not stop a failover: logged, not refused.
-        guard_secret_files(config, refuse=False)
-        return config
+        return checked(self._load(), refuse_loose_secrets=False)
 
     def _reload_config(self) -> bool:
         try:
@@ -250,7 +246,7 @@ class Daemon:
         except UsageError as exc:
             log.warning("state directory: last event unusable (%s); waiting for keepalived", exc)
             return
-        self.role, self.ticket = role_for(event), ticket
+        self.role, self.ticket = event.role, ticket
         self._states[event.name] = event.state.value
         log.info("following event %d (%s, %s): %s", ticket.seq, ticket.event, origin,
                  f"keeping the {self.role.value} bond active" if self.role else "no change")

@@ -7,14 +7,13 @@ file holds the password), after a backup copy of the old file.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import tempfile
 from datetime import datetime
 from pathlib import Path
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from ..files import replace_file
 
 __all__ = ["replace_section", "write_with_backup"]
 
@@ -74,20 +73,8 @@ def write_with_backup(path: Path, text: str, now: datetime | None = None) -> Pat
         old = path.read_bytes() if path.exists() else None
         if old is not None:
             backup = _exclusive_copy(path, old, stamp)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temp, 0o600)
-            if old is not None:
-                _keep_owner(path, temp)
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        _sync_directory(path.parent)
+        replace_file(path, text.encode("utf-8"), mode=0o600, sync=True,
+                     keep_owner=old is not None)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot write the config file: "
                           f"{exc.strerror or exc}") from None
@@ -107,22 +94,3 @@ def _exclusive_copy(path: Path, data: bytes, stamp: str) -> Path:
             os.fsync(out.fileno())
         return backup
     raise FileExistsError(f"too many backups of {path.name} at {stamp}")
-
-
-def _keep_owner(path: Path, temp: str) -> None:
-    """The new file keeps the old one's owner and group where we may set them (as root)."""
-    info = path.stat()
-    with contextlib.suppress(PermissionError):
-        os.chown(temp, info.st_uid, info.st_gid)
-
-
-def _sync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):  # some file systems cannot sync a directory
-            os.fsync(fd)
-    finally:
-        os.close(fd)

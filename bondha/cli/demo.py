@@ -10,12 +10,12 @@ import logging
 import tempfile
 from pathlib import Path
 
-from .cli import emit
-from .config import load_config
-from .model import Role
-from .reconciler import read_live, reconcile
-from .status import address_status, render_status
-from .testing import StandInServer, example_fixture
+from ..config import load_config
+from ..model import Role
+from ..reconciler import read_live, reconcile
+from ..status import address_status, render_status
+from ..testing import StandInServer, example_fixture
+from .output import emit
 
 __all__ = ["run_demo"]
 

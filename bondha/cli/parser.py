@@ -1,28 +1,28 @@
-"""The ``bondha`` command: parse, call one library function, print, return an exit code.
+"""The ``bondha`` command line: its options, help and exit codes, with no heavy import.
 
-Imports beyond argparse happen inside the commands, so that ``--help`` and
-the notify hook's non-MASTER events stay fast.
+Building it loads argparse and the thin command functions only (each imports what it needs
+when it runs), so that ``--help`` and a non-MASTER notify stay fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import logging
-import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
-if TYPE_CHECKING:
-    from .config import Config
-    from .model import Role
-    from .reconciler import Result
-    from .status import NodeState
+from .commands import (
+    cmd_apply,
+    cmd_check,
+    cmd_daemon,
+    cmd_demo,
+    cmd_discover,
+    cmd_keepalived_config,
+    cmd_notify,
+    cmd_plan,
+    cmd_status,
+)
 
-__all__ = ["main"]
-
-log = logging.getLogger("bondha")
+__all__ = ["EXAMPLES", "EXIT_CODES", "KEEPALIVED_STATES", "build_parser"]
 
 EXIT_CODES = """\
 exit codes:
@@ -32,6 +32,7 @@ exit codes:
   2  usage or configuration error (nothing was read or written)
   3  refused before any write: authentication, permission, unknown id
 """
+
 
 EXAMPLES = """\
 examples:
@@ -55,259 +56,6 @@ examples:
 
 # The values of keepalived.State, spelled out so that building the parser imports nothing.
 KEEPALIVED_STATES = ("MASTER", "BACKUP", "FAULT", "STOP")
-
-
-def emit(text: str) -> None:
-    """Results go to stdout (logs go to stderr), so ``--json`` output stays parseable."""
-    sys.stdout.write(text + "\n")
-
-
-def _print_json(data: Any) -> None:
-    emit(json.dumps(data, indent=2))
-
-
-# Run by hand, before or instead of a failover: these refuse a password file others can read.
-# notify and status run during an outage: they log the same problem and go on.
-_REFUSE_LOOSE_SECRETS = frozenset({"check", "plan", "apply"})
-
-
-def _load(args: argparse.Namespace) -> Config:
-    from .config import config_path, load_config
-    from .credentials import guard_secret_files
-
-    config = load_config(config_path(args.config))
-    for warning in config.warnings:
-        log.warning("%s", warning)
-    guard_secret_files(config, refuse=args.command in _REFUSE_LOOSE_SECRETS)
-    return config
-
-
-def _role(args: argparse.Namespace) -> Role:
-    from .model import Role
-
-    return Role(args.active)
-
-
-def _reconcile(args: argparse.Namespace, role: Role, *, dry_run: bool) -> int:
-    from .reconciler import reconcile
-
-    config = _load(args)
-    return _report(args, lambda: reconcile(config, role, dry_run=dry_run), dry_run=dry_run)
-
-
-def _report(args: argparse.Namespace, work: Callable[[], Result | None], *,
-            dry_run: bool) -> int:
-    """Print what ``work`` did; 0 when it converged, was superseded by a newer event, or
-    had nothing to do (None: a keepalived event that asks for no write)."""
-    from .errors import ApplyError
-
-    try:
-        result = work()
-    except ApplyError as exc:
-        result = exc.result
-    if result is None:
-        return 0
-    if args.json:
-        _print_json(result.plan.to_json() if dry_run else result.to_json())
-    else:
-        emit(result.render())
-    return 0 if dry_run or result.converged or result.superseded else 1
-
-
-def cmd_plan(args: argparse.Namespace) -> int:
-    return _reconcile(args, _role(args), dry_run=True)
-
-
-def cmd_apply(args: argparse.Namespace) -> int:
-    return _reconcile(args, _role(args), dry_run=False)
-
-
-def _node_state(args: argparse.Namespace, config: Config) -> NodeState | None:
-    """This node's keepalived state: ``--keepalived-state``/``--priority``, else the last
-    event the hook or the daemon recorded in the state directory, if any."""
-    from .errors import UsageError
-    from .keepalived import State
-    from .local import recorded_node_state
-    from .statedir import state_dir_path
-    from .status import NodeState
-
-    if args.keepalived_state is None:
-        if args.priority is not None:
-            raise UsageError("status: --priority needs --keepalived-state")
-        return recorded_node_state(state_dir_path(config.ha.state_dir))
-    if args.priority is None:
-        raise UsageError("status: --keepalived-state needs --priority (10 on the master "
-                         "bonder, 1 to 9 on the backup bonder)")
-    return NodeState(State(args.keepalived_state), args.priority)
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from .reconciler import read_live
-    from .status import address_status, render_status, status_to_json
-    from .terminal import use_colour
-
-    config = _load(args)
-    if args.local:
-        return _watch_or_once(args, lambda: _local(args, config))
-    node = _node_state(args, config)
-    colour = use_colour(sys.stdout)
-
-    def once() -> str:
-        rows = address_status(config.pair, read_live(config), node)
-        if args.json:
-            return json.dumps(status_to_json(config.pair, rows, node),
-                              indent=None if args.watch else 2)
-        return render_status(config.pair, rows, node=node, colour=colour)
-
-    return _watch_or_once(args, once)
-
-
-def _local(args: argparse.Namespace, config: Config) -> str:
-    """``status --local``: this node's state directory; reads no server."""
-    from .local import local_status
-    from .statedir import state_dir_path
-
-    view = local_status(state_dir_path(config.ha.state_dir), args.last)
-    if args.json:
-        return json.dumps(view.to_json(), indent=None if args.watch else 2)
-    return view.render()
-
-
-def _watch_or_once(args: argparse.Namespace, once: Callable[[], str]) -> int:
-    from .terminal import watch
-
-    if args.watch is None:
-        emit(once())
-        return 0
-    on_terminal = sys.stdout.isatty()  # refresh in place there, also with NO_COLOR
-    return watch(once, args.watch, sys.stdout, count=args.count,
-                 clear=on_terminal and not args.json,
-                 header=not args.json,
-                 on_error=lambda exc: json.dumps({"schema": "bondha.error/1", "error": str(exc)})
-                 if args.json else f"cannot read the pair: {exc}")
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    from .access import check_access
-    from .reconciler import read_live
-    from .status import pair_findings
-
-    config = _load(args)
-    keepalived = _check_keepalived(args, config)
-    if not args.json:  # before the server is asked: an unreachable server must not hide them
-        for line in keepalived:
-            emit(line)
-    access = check_access(config)  # reads and OPTIONS only
-    live = read_live(config)
-    findings = [*config.warnings, *pair_findings(config.pair, live)]
-    for ref in access.read_only:
-        log.error("user %r may read but not change %s: a failover would fail there",
-                  config.api.user, ref)
-    keepalived_broken = any(": error: " in line for line in keepalived)
-    code = 3 if not access.ok else 2 if keepalived_broken else 0
-    if args.json:
-        _print_json({"schema": "bondha.check/1", "objects": len(live), "warnings": findings,
-                     "password_source": config.api.password_source,
-                     "access": access.to_json(),
-                     **({"keepalived": keepalived} if args.keepalived else {})})
-    else:
-        emit(f"config {config.source}: ok")
-        emit(f"password from: {config.api.password_source}")
-        emit(f"management server {config.api.base_url}: user {config.api.user!r} can read "
-             f"all {len(live)} configured objects on bonds {config.pair.master.bond_id} "
-             f"and {config.pair.backup.bond_id}")
-        emit(access.render())
-        for finding in findings:
-            emit(f"warning: {finding}")
-        if not access.ok:
-            emit(f"check FAILED: {len(access.read_only)} objects cannot be changed")
-        elif keepalived_broken:
-            emit(f"check failed: {args.keepalived} breaks the pair")
-        else:
-            warned = len(findings) + len(access.warnings)
-            plural = "" if warned == 1 else "s"
-            emit("check passed" + (f" with {warned} warning{plural}" if warned else ""))
-    return code
-
-def _check_keepalived(args: argparse.Namespace, config: Config) -> list[str]:
-    """``check --keepalived PATH``: one line per finding, ``PATH, line N: LEVEL: ...``."""
-    if not args.keepalived:
-        return []
-    from .keepalived_conf import check_keepalived_file
-
-    fifo = config.ha.notify_fifo
-    findings = check_keepalived_file(args.keepalived, config_path=str(config.source),
-                                     fifo=None if fifo is None else str(fifo))
-    return [finding.render(args.keepalived) for finding in findings] or [
-        f"keepalived {args.keepalived}: ok"]
-
-
-def cmd_keepalived_config(args: argparse.Namespace) -> int:
-    from .config import DEFAULT_CONFIG_PATH, config_path
-    from .keepalived_conf import KeepalivedSettings, render_keepalived_conf
-    from .model import Role
-
-    # The pair's config must be valid before keepalived is told to run bondha; its
-    # [bondha] notify_fifo, if set, is where keepalived must write.
-    config = _load(args)
-    path = config_path(args.config)
-    fifo = args.fifo or (str(config.ha.notify_fifo) if config.ha.notify_fifo else None)
-    settings = KeepalivedSettings.create(
-        Role(args.role), args.interface, args.src, args.peer, args.auth_pass,
-        priority=args.priority, router_id=args.router_id, instance=args.instance,
-        advert_int=args.advert_int, track_script=args.track_script or None, hook=args.hook,
-        config_path=None if path == DEFAULT_CONFIG_PATH else str(path.absolute()),
-        fifo=fifo, script_user=args.script_user)
-    emit(render_keepalived_conf(settings).rstrip("\n"))
-    return 0
-
-
-def cmd_discover(args: argparse.Namespace) -> int:
-    from .config import config_path, load_api_settings
-    from .discover import check_bonds, discover
-    from .inifile import write_with_backup
-    from .reconciler import read_bonds
-
-    check_bonds(args.master_bond, args.backup_bond)
-    path = config_path(args.config)
-    api = load_api_settings(path)
-    bonds = (args.master_bond, args.backup_bond)
-    recorded = " ".join(["bondha discover", *(a for a in args.argv if a != "--write")])
-    found = discover(*bonds, read_bonds(api, bonds, args.kinds), kinds=args.kinds,
-                     include=args.include, exclude=args.exclude, command=recorded)
-    written: dict[str, str | None] | None = None
-    if args.write:
-        text = found.config_text(path.read_text(encoding="utf-8"), path)
-        backup = write_with_backup(path, text)
-        written = {"path": str(path), "backup": str(backup) if backup else None}
-        log.info("wrote [bond] to %s (old file kept as %s)", path, backup)
-    if args.json:
-        _print_json({**found.to_json(), "written": written})
-    else:
-        emit(found.render())
-    return 0
-
-
-def cmd_notify(args: argparse.Namespace) -> int:
-    from .keepalived import parse_notify_args
-    from .transition import notify
-
-    event = parse_notify_args(args.event)
-    config = _load(args)
-    return _report(args, lambda: notify(config, event), dry_run=False)
-
-
-def cmd_daemon(args: argparse.Namespace) -> int:
-    from .config import config_path
-    from .daemon import run_daemon
-
-    return run_daemon(config_path(args.config), args.fifo)
-
-
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
-
-    return run_demo()
 
 
 def _number(text: str, low: float, high: float, what: str) -> float:
@@ -339,7 +87,7 @@ def _positive(text: str) -> int:
 
 
 def _kinds(text: str) -> tuple[Any, ...]:
-    from .discover import parse_kinds
+    from ..discover import parse_kinds
 
     try:
         return parse_kinds(text)
@@ -348,7 +96,7 @@ def _kinds(text: str) -> tuple[Any, ...]:
 
 
 def _address(text: str) -> str:
-    from .discover import parse_address
+    from ..discover import parse_address
 
     try:
         return parse_address(text)
@@ -462,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _keepalived_config_parser(sub: argparse.ArgumentParser) -> None:
-    from .keepalived import DEFAULT_HOOK, DEFAULT_SCRIPT_USER, DEFAULT_TRACK_SCRIPT
+    from ..keepalived.install import DEFAULT_HOOK, DEFAULT_SCRIPT_USER, DEFAULT_TRACK_SCRIPT
 
     sub.add_argument("--role", required=True, choices=["master", "backup"],
                      help="which bonder this file is for")
@@ -489,44 +237,3 @@ def _keepalived_config_parser(sub: argparse.ArgumentParser) -> None:
                      help="user keepalived runs the hook as; it must be able to read the "
                           "config (default %(default)s)")
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code (see EXIT_CODES)."""
-    from .log import setup_logging
-
-    parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse's own usage errors already printed: exit 2
-        return int(exc.code or 0)
-    args.argv = argv[argv.index(args.command) + 1:]  # e.g. to record how a file was written
-    setup_logging(args.verbosity)
-    return run(args)
-
-
-def run(args: argparse.Namespace) -> int:
-    """Call the command; every failure becomes one line on stderr and an exit code."""
-    from .errors import BondhaError, ConfigError
-
-    try:
-        code: int = args.func(args)
-    except ConfigError as exc:
-        for problem in exc.problems:
-            log.error("%s", problem)
-        return exc.exit_code
-    except BondhaError as exc:
-        log.error("%s", exc)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        log.error("interrupted")
-        return 130
-    except Exception as exc:  # a bug: still one line, never a traceback at 3 a.m.
-        log.error("internal error (please report, run with -v for details): %s: %s",
-                  type(exc).__name__, exc, exc_info=args.verbosity > 0)
-        return 1
-    return code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

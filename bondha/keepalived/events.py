@@ -12,22 +12,22 @@ from collections.abc import Sequence
 
 import attrs
 
-from .errors import UsageError
-from .model import Role
+from ..errors import UsageError
+from ..model import Role
 
-__all__ = ["DEFAULT_HOOK", "DEFAULT_SCRIPT_USER", "DEFAULT_TRACK_SCRIPT", "MASTER_PRIORITY",
-           "Event", "State", "parse_fifo_line", "parse_notify_args", "role_for"]
+__all__ = ["MASTER_PRIORITY", "Event", "State", "bonder_of_priority", "parse_fifo_line",
+           "parse_notify_args", "role_for"]
 
 MASTER_PRIORITY = 10
 
-# Defaults of the keepalived.conf that `bondha keepalived-config` renders; here, in the
-# module every command loads anyway, so that building the command line does not load
-# the renderer.
-DEFAULT_HOOK = "/usr/local/bin/swap-active-bond"
-DEFAULT_SCRIPT_USER = "bondha"
-# The how-to's health check: the bonding service answers. A bonder whose bonding is down
-# goes to FAULT, so that the peer takes over.
-DEFAULT_TRACK_SCRIPT = "/usr/sbin/bondsh node ping"
+
+def bonder_of_priority(priority: int) -> Role:
+    """Which bonder a keepalived priority marks: 10 the master bonder, any other the backup.
+
+    The how-to's convention, defined here only: the same config on both bonders, and the
+    priority is how a notify or a FIFO line says which bonder it comes from.
+    """
+    return Role.MASTER if priority == MASTER_PRIORITY else Role.BACKUP
 
 
 class State(enum.Enum):
@@ -48,6 +48,11 @@ class Event:
 
     def __str__(self) -> str:
         return f"{self.type} {self.name} {self.state.value} {self.priority}"
+
+    @property
+    def role(self) -> Role | None:
+        """The bond this node makes active, or None where the event asks for no write."""
+        return role_for(self)
 
 
 def parse_notify_args(args: Sequence[str]) -> Event:
@@ -92,4 +97,4 @@ def role_for(event: Event) -> Role | None:
     """The bond this node makes active, or None where the event asks for no write."""
     if event.state is not State.MASTER:
         return None
-    return Role.MASTER if event.priority == MASTER_PRIORITY else Role.BACKUP
+    return bonder_of_priority(event.priority)

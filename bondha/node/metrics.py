@@ -13,18 +13,16 @@ The metrics and the alert rules built on them: docs/alerts.md. Standard library 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from .errors import StateError
+from ..errors import StateError
+from ..files import replace_file
 from .journal import RESULTS, record_time
 
 __all__ = ["KEEPALIVED_STATES", "TOTALS_NAME", "Totals", "render_metrics", "write_textfile"]
@@ -154,15 +152,6 @@ def write_textfile(path: Path, text: str) -> None:
 
 def _replace(path: Path, text: str, mode: int) -> None:
     try:
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        replace_file(path, text.encode("utf-8"), mode=mode)
     except OSError as exc:
-        raise StateError(f"{path}: cannot write: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.chmod(temporary, mode)
-        os.replace(temporary, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
         raise StateError(f"{path}: cannot write: {exc.strerror or exc}") from None

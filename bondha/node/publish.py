@@ -1,6 +1,6 @@
 """After each keepalived event and each reconcile: a journal record, the totals, the metrics.
 
-The hook and the daemon both call :func:`observe`. Everything happens under the state
+The hook and the daemon both call :func:`publish`. Everything happens under the state
 directory's records lock, so that records of overlapping hook runs are whole lines, their
 counts add up, and a metrics file is never replaced by an older one. A record that cannot
 be written never fails a failover: it is a logged warning.
@@ -12,18 +12,18 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from .config import Config
-from .errors import StateError
+from ..config import Config
+from ..errors import StateError
 from .journal import LOCK_NAME, Journal
 from .metrics import Totals, render_metrics, write_textfile
 from .statedir import StateDir
 
-__all__ = ["observe"]
+__all__ = ["publish"]
 
 log = logging.getLogger("bondha")
 
 
-def observe(config: Config, state: StateDir, record: Mapping[str, Any]) -> None:
+def publish(config: Config, state: StateDir, record: Mapping[str, Any]) -> None:
     """Append ``record`` to the journal, count it, and rewrite ``[bondha] metrics_file``."""
     try:
         with state.exclusive(LOCK_NAME):

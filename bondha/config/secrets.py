@@ -1,6 +1,8 @@
 """Where the password comes from, and whether the files that hold it are private.
 
-Pure apart from reading and stat-ing files: imports neither httpx nor tenacity.
+The file-system edge of the config: reading the password files, checking their modes and
+loading the CA bundle (once per process, shared with the transport). Imports neither httpx
+nor tenacity.
 
 The password is taken from the first of these that is set (most deliberate first):
 
@@ -19,42 +21,37 @@ front end.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shlex
+import ssl
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .errors import ConfigError
-
-if TYPE_CHECKING:
-    from .config import Config
+from ..errors import ConfigError
+from .parse import Files, SecretFileError
+from .settings import CREDENTIAL_NAME, CREDENTIALS_DIRECTORY_ENV, PASSWORD_ENV
 
 __all__ = [
     "CREDENTIALS_DIRECTORY_ENV",
     "CREDENTIAL_NAME",
+    "FILES",
     "PASSWORD_ENV",
     "SecretFileError",
     "credential_path",
     "guard_secret_files",
+    "load_ca_bundle",
     "read_secret_file",
     "secret_file_problems",
 ]
 
-PASSWORD_ENV = "BONDHA_PASSWORD"  # noqa: S105 -- a variable's name
-CREDENTIALS_DIRECTORY_ENV = "CREDENTIALS_DIRECTORY"
-CREDENTIAL_NAME = "bondha-password"
 OPT_OUT = "[bondha] allow_readable_secrets = true"
 _MAX_SECRET_BYTES = 4096  # a password file is one short line; anything bigger is the wrong file
 _LOOSE_BITS = 0o066  # read or write by group or others
 
 log = logging.getLogger("bondha")
-
-
-class SecretFileError(Exception):
-    """Why a secret file cannot be used; the text never contains the file's content."""
 
 
 def credential_path(environ: Mapping[str, str]) -> Path | None:
@@ -112,13 +109,13 @@ def _describe_loose(mode: int) -> str:
     return f"{' and '.join(how)} by {' and '.join(who)}"
 
 
-def secret_file_problems(config: Config) -> list[str]:
+def secret_file_problems(secret_files: Iterable[Path]) -> list[str]:
     """One line per file holding the password that is not private to its owner.
 
     Each names the file, its mode and the exact ``chmod`` that fixes it.
     """
     problems = []
-    for path in config.secret_files:
+    for path in secret_files:
         try:
             mode = stat.S_IMODE(os.stat(path).st_mode)
         except OSError:
@@ -132,18 +129,19 @@ def secret_file_problems(config: Config) -> list[str]:
     return problems
 
 
-def guard_secret_files(config: Config, *, refuse: bool) -> list[str]:
+def guard_secret_files(secret_files: Iterable[Path], *, refuse: bool,
+                       allowed: bool = False) -> list[str]:
     """Check the modes of the files holding the password; returns the problems found.
 
     ``refuse`` True (``check``, ``plan``, ``apply``): raise :class:`ConfigError` (exit 2)
-    unless the config opts out with ``[bondha] allow_readable_secrets = true``. ``refuse``
+    unless ``allowed`` (the config's ``[bondha] allow_readable_secrets = true``). ``refuse``
     False (the notify hook, ``status``, a daemon): log each problem at error priority and
     go on, because a failover must not fail over a file mode.
     """
-    problems = secret_file_problems(config)
+    problems = secret_file_problems(secret_files)
     if not problems:
         return problems
-    if config.ha.allow_readable_secrets:
+    if allowed:
         for problem in problems:
             log.warning("%s (allowed by %s)", problem, OPT_OUT)
     elif refuse:
@@ -152,3 +150,38 @@ def guard_secret_files(config: Config, *, refuse: bool) -> list[str]:
         for problem in problems:
             log.error("%s; going on: a failover never waits for a file mode", problem)
     return problems
+
+
+@functools.lru_cache(maxsize=4)
+def load_ca_bundle(path: str) -> ssl.SSLContext:
+    """A TLS client context trusting the CAs in ``path``, made once per process.
+
+    Loading a bundle takes tens of milliseconds: the config's check and the transport share
+    this one context instead of each loading the file.
+    """
+    return ssl.create_default_context(cafile=path)
+
+
+class _RealFiles:
+    """:class:`~bondha.config.parse.Files` on the real file system."""
+
+    def credential(self, environ: Mapping[str, str]) -> Path | None:
+        return credential_path(environ)
+
+    def read_secret(self, path: Path) -> str:
+        return read_secret_file(path)
+
+    def ca_bundle_problem(self, path: Path) -> str | None:
+        """Checked when the config is read, so that a typo shows in ``check``, not at 3 a.m."""
+        if not path.is_file():
+            return "no such file" if not path.exists() else "not a regular file"
+        try:
+            load_ca_bundle(str(path))
+        except PermissionError:
+            return "cannot read the file: permission denied"
+        except (ssl.SSLError, OSError, ValueError):
+            return "holds no PEM certificate that can be loaded"
+        return None
+
+
+FILES: Files = _RealFiles()

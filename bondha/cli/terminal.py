@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Callable, TextIO
 
-from .errors import ApiError
+from ..errors import ApiError
 
 __all__ = ["MAX_WATCH_SECONDS", "MIN_WATCH_SECONDS", "use_colour", "watch"]
 

@@ -27,11 +27,12 @@ from typing import Any
 import attrs
 import httpx
 
-from .client import ApiClient
+from .client import ApiClient, client_for
+from .concurrency import gather_limited
 from .config import API_VERSIONS, Config
 from .errors import BadRequest, BadResponse, ConfigError, NotFound, PermissionDenied, RefusedError
 from .model import Kind, ObjectRef
-from .reconciler import _client, _gather_limited
+from .text import plural
 
 __all__ = ["ACCESS_SCHEMA", "AccessReport", "ObjectAccess", "acheck_access", "check_access"]
 
@@ -175,8 +176,7 @@ async def _visible_bonds(api: ApiClient) -> list[int] | None:
 
 
 def _count(items: Iterable[object], noun: str) -> str:
-    number = len(list(items))
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+    return plural(len(list(items)), noun)
 
 
 async def acheck_access(api: ApiClient, config: Config) -> AccessReport:
@@ -184,7 +184,7 @@ async def acheck_access(api: ApiClient, config: Config) -> AccessReport:
     pair = config.pair
     refs = pair.refs()
     version = config.api.api_version
-    answered = await _gather_limited(len(API_VERSIONS), [
+    answered = await gather_limited(len(API_VERSIONS), [
         functools.partial(_answers, api, refs[0], v) for v in API_VERSIONS])
     versions = tuple(v for v, yes in zip(API_VERSIONS, answered) if yes)
     if versions and version not in versions:
@@ -194,9 +194,9 @@ async def acheck_access(api: ApiClient, config: Config) -> AccessReport:
                           f"{', '.join(f'v{v}' for v in versions)}: set api_version = {others}")
     collections = [(side.bond_id, kind) for side in (pair.master, pair.backup)
                    for kind in Kind if side.ids(kind)]
-    objects = await _gather_limited(api.pool_size, [
+    objects = await gather_limited(api.pool_size, [
         functools.partial(_object_access, api, ref) for ref in refs])
-    creatable = await _gather_limited(api.pool_size, [
+    creatable = await gather_limited(api.pool_size, [
         functools.partial(_can_create, api, bond, kind) for bond, kind in collections])
     bonds = await _visible_bonds(api)
 
@@ -243,7 +243,7 @@ def check_access(config: Config, *, transport: httpx.AsyncBaseTransport | None =
     """
 
     async def run() -> AccessReport:
-        async with _client(config, transport, pool_size) as api:
+        async with client_for(config, transport, pool_size) as api:
             return await acheck_access(api, config)
 
     return asyncio.run(run())

@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .cli import main as cli_main
+from . import main as cli_main
 
 __all__ = ["HOOK_NAMES", "main"]
 
