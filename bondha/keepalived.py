@@ -23,7 +23,7 @@ MASTER_PRIORITY = 10
 # Defaults of the keepalived.conf that `bondha keepalived-config` renders; here, in the
 # module every command loads anyway, so that building the command line does not load
 # the renderer.
-DEFAULT_HOOK = "/usr/local/bin/swap-active-bond"
+DEFAULT_HOOK = "/usr/lib/bondha/swap-active-bond"  # where the Debian package installs it
 DEFAULT_SCRIPT_USER = "bondha"
 # The how-to's health check: the bonding service answers. A bonder whose bonding is down
 # goes to FAULT, so that the peer takes over.
