@@ -29,10 +29,7 @@ def run_demo() -> int:
     fixture = example_fixture()
     with StandInServer(fixture, latency=0.005) as server, tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "swap-active-bond.conf"
-        # A state directory of its own: the node's (/run/bondha) belongs to the hook's user,
-        # and a lock made there by a demo run as root would lock that user out.
-        path.write_text(fixture.config_text(server.url, attempt_delay=0.2)
-                        + f"[bondha]\nstate_dir = {Path(tmp) / 'state'}\n")
+        path.write_text(fixture.config_text(server.url, attempt_delay=0.2))
         path.chmod(0o600)
         config = load_config(path)
         emit(f"stand-in management server at {server.url}; config {path}:")

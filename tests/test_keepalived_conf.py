@@ -47,7 +47,8 @@ def test_rendered_priorities_and_config_path() -> None:
     assert next(n for n in master if n.keyword == "vrrp_instance").find("priority").args == ("10",)  # type: ignore[union-attr]
     instance = next(n for n in backup if n.keyword == "vrrp_instance")
     assert instance.find("priority").args == ("5",)  # type: ignore[union-attr]
-    assert instance.find("notify").args == ("/usr/lib/bondha/swap-active-bond --config /etc/x.conf",)  # type: ignore[union-attr]
+    assert instance.find("notify").args == (  # type: ignore[union-attr]
+        "/usr/lib/bondha/swap-active-bond --config /etc/x.conf",)
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
