@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from bondha.config import parse_config
-from bondha.keepalived import DEFAULT_HOOK
+from bondha.keepalived import DEFAULT_HOOK, DEFAULT_SCRIPT_USER
 from bondha.model import Kind
 from bondha.testing import Fixture, StandInServer
 from tests.conftest import ROOT
@@ -49,6 +49,40 @@ def test_the_example_config_is_a_valid_config(tmp_path: Path) -> None:
     assert config.pair.master.bond_id == 1
     assert config.pair.backup.route_ids == (8,)
     assert config.api.verify_ssl is True
+
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# Install advice from before the package: nothing of it may come back into the docs.
+STALE = ("pip install bondha", "pip install .", "/opt/bondha", "cp contrib/bondha.service",
+         "/usr/local/bin/bondha daemon", "sudo bondha")
+
+
+def test_docs_use_the_installed_paths() -> None:
+    for doc in DOCS:
+        text = doc.read_text()
+        for stale in STALE:
+            assert stale not in text, (doc.name, stale)
+        for line in text.splitlines():
+            if re.search(r"\bnotify\s+\S*swap-active-bond", line) and doc.name != "migration.md":
+                assert DEFAULT_HOOK in line, (doc.name, line)
+    for name in ("README.md", "docs/operators.md", "docs/reliability.md", "docs/migration.md"):
+        assert DEFAULT_HOOK in (ROOT / name).read_text(), name
+
+
+def test_the_unit_runs_the_installed_command_and_may_write_what_the_docs_configure() -> None:
+    unit = (ROOT / "contrib" / "bondha.service").read_text()
+    assert re.search(r"^ExecStart=/usr/bin/bondha daemon ", unit, re.MULTILINE)
+    assert re.search(rf"^User={DEFAULT_SCRIPT_USER}$", unit, re.MULTILINE)
+    writable = [Path(word.lstrip("-")) for line in re.findall(r"^ReadWritePaths=(.*)$", unit,
+                                                              re.MULTILINE)
+                for word in line.split()]
+    shown = [(doc.name, option, Path(path)) for doc in [*DOCS, EXAMPLE]
+             for option, path in re.findall(
+                 r"^[#\s]*(metrics_file|state_dir|notify_fifo)\s*=\s*(/\S+)", doc.read_text(),
+                 re.MULTILINE)]
+    assert {option for _, option, _ in shown} >= {"metrics_file", "notify_fifo"}
+    for where, option, path in shown:
+        assert any(path.is_relative_to(w) for w in writable), (where, option, path)
 
 
 def _cannot_install() -> str | None:
