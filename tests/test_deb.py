@@ -26,7 +26,7 @@ from bondha.config import parse_config
 from bondha.keepalived import DEFAULT_HOOK, DEFAULT_SCRIPT_USER
 from bondha.model import Kind
 from bondha.testing import Fixture, StandInServer
-from tests.conftest import ROOT
+from tests.conftest import ROOT, wait_for
 
 REQUIRE_ENV = "BONDHA_REQUIRE_E2E"
 EXAMPLE = ROOT / "contrib" / "swap-active-bond.conf.example"
@@ -137,11 +137,17 @@ def deb(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+# The hook's and the daemon's state: a folder that the bondha user makes in the package's
+# /run/bondha. Not /run/bondha itself only because other suites on a shared machine may run
+# bondha as root meanwhile, which leaves root's locks there (tests/test_zipapp.py did).
+NODE_STATE = Path("/run/bondha/node")
+
+
 def sh(*command: str, user: str | None = None, config: Path | None = None,
        check: bool = True) -> subprocess.CompletedProcess[str]:
     """A command as an operator types it on the bonder: a clean environment, maybe as a user."""
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "BONDHA_SYSLOG": "0",
-           "DEBIAN_FRONTEND": "noninteractive"}
+           "DEBIAN_FRONTEND": "noninteractive", "BONDHA_STATE_DIR": str(NODE_STATE)}
     if config is not None:
         env["BONDHA_CONFIG"] = str(config)
     argv = ["runuser", "-u", user, "--", *command] if user else list(command)
@@ -263,6 +269,7 @@ def test_the_operators_steps_with_the_installed_hook(installed: Path, server: St
         shutil.chown(path, "bondha", "bondha")
         path.chmod(0o400)
 
+    sh("mkdir", "-m", "0700", str(NODE_STATE), user="bondha")  # /run/bondha is bondha's
     check = sh("bondha", "check", user="bondha")
     assert "check passed" in check.stdout
     # keepalived, on the backup bonder becoming MASTER (priority 9): the backup bond active.
@@ -282,6 +289,26 @@ def test_the_operators_steps_with_the_installed_hook(installed: Path, server: St
         shutil.rmtree(elsewhere)
     assert server.get_object(1, Kind.ROUTE, 7)["enabled"] is True
     assert server.get_object(3, Kind.ROUTE, 8)["enabled"] is False
+
+    # The daemon as bondha.service runs it: the bondha user, the unit's command line; root
+    # (keepalived) writes its events into the FIFO the daemon made.
+    unit = Path("/lib/systemd/system/bondha.service").read_text()
+    command = re.search(r"^ExecStart=(.*)$", unit, re.MULTILINE).group(1).split()  # type: ignore[union-attr]
+    fifo = Path(command[command.index("--fifo") + 1])
+    daemon = subprocess.Popen(command, user="bondha", group="bondha", extra_groups=[],
+                              env={"PATH": "/usr/bin:/bin", "BONDHA_SYSLOG": "0",
+                                   "BONDHA_STATE_DIR": str(NODE_STATE)}, cwd="/",
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(fifo.exists, "the daemon's FIFO")
+        with fifo.open("w") as keepalived:
+            keepalived.write('INSTANCE "VI_1" MASTER 9\n')
+        wait_for(lambda: server.get_object(3, Kind.ROUTE, 8)["enabled"], "the daemon's failover")
+    finally:
+        daemon.terminate()
+        _, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    assert server.get_object(1, Kind.ROUTE, 7)["enabled"] is False
     assert server.address_report().overlap_moments == 0
 
 
