@@ -105,6 +105,8 @@ def _address(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
     parser = argparse.ArgumentParser(
         prog="bondha",
         description="Keep a pair of bonders highly available: enable the floating connected "
@@ -116,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="config file (default: $BONDHA_CONFIG, else "
                              "/etc/bonding/swap-active-bond.conf)")
     parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    parser.add_argument("--version", action="version", version=f"bondha {__version__}",
+                        help="print the version and exit (to compare the two bonders)")
     parser.add_argument("-v", "--verbose", action="store_const", const=1, default=0,
                         dest="verbosity", help="debug logs")
     parser.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __all__ = ["DEFAULT_HOOK", "DEFAULT_SCRIPT_USER", "DEFAULT_TRACK_SCRIPT"]
 
-DEFAULT_HOOK = "/usr/local/bin/swap-active-bond"
+DEFAULT_HOOK = "/usr/lib/bondha/swap-active-bond"  # where the Debian package installs it
 DEFAULT_SCRIPT_USER = "bondha"
 # The how-to's health check: the bonding service answers. A bonder whose bonding is down
 # goes to FAULT, so that the peer takes over.
