@@ -90,7 +90,8 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
                   started: float) -> Result:
     """read -> plan -> apply -> verify, again while verification differs and time is left."""
     live = await _read_in_rounds(api, config, 1)  # preflight: a refusal raises before writes
-    plan = first_plan = make_plan(config.pair, role, live)
+    plan = first_plan = make_plan(config.pair, role, live,
+                                  float_unpaired=config.ha.float_unpaired)
     # A converged pair is the daemon's every-interval case: not worth a line at info.
     log.log(logging.INFO if plan else logging.DEBUG, "bond %d (%s) to be active: %s",
             plan.active_bond_id, role.value, plan.summary())
@@ -123,7 +124,8 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
         round_ += 1
         if verify_error is not None:
             try:
-                plan = make_plan(config.pair, role, await _read_in_rounds(api, config, round_))
+                plan = make_plan(config.pair, role, await _read_in_rounds(api, config, round_),
+                                 float_unpaired=config.ha.float_unpaired)
             except ApiError as exc:
                 verify_error = str(exc)
                 break
@@ -146,7 +148,8 @@ async def _verify(api: ApiClient, config: Config, role: Role,
         return None, None
     try:
         out.read_back = await aread_live(api, config.pair)
-        return make_plan(config.pair, role, out.read_back), None
+        return make_plan(config.pair, role, out.read_back,
+                         float_unpaired=config.ha.float_unpaired), None
     except ApiError as exc:
         if not exc.retryable:
             out.final.append(exc)
@@ -197,7 +200,9 @@ def reconcile(
     if not result.dry_run and not result.converged and not result.superseded:
         raise ApplyError(f"bond {result.plan.active_bond_id} ({role.value}) is not fully "
                          f"active: {len(result.failed)} failed, {len(result.skipped)} held "
-                         f"back, {len(result.remaining)} still wrong after verification", result)
+                         f"back, {len(result.remaining)} still wrong after verification"
+                         + (f", {len(result.unserved)} address(es) not on the active bond alone"
+                            if result.unserved else ""), result)
     return result
 
 

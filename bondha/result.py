@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 
 from .model import ObjectRef, RoutingObject
-from .plan import Change, Plan
+from .plan import Change, Plan, group_addresses
 
 __all__ = ["Failure", "Live", "Result"]
 
@@ -58,12 +58,36 @@ class Result:
     last_plan: Plan | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
+    def unserved(self) -> tuple[str, ...]:
+        """Each floating address, as last read, that the active bond alone does not carry.
+
+        What ``status`` calls DARK (no bond) or OVERLAP (both), and an address left alone
+        on the inactive bond: one line each. Empty when nothing was read.
+        """
+        if self.live is None:
+            return ()
+        active = self.plan.active_bond_id
+        lines = []
+        for floating in group_addresses(self.live.values()):
+            on = {o.ref.bond_id for o in floating.objects if o.enabled}
+            if on == {active}:
+                continue
+            name = f"{floating.kind.label} {floating.address or '(no address)'}"
+            what = ("DARK: enabled on no bond" if not on else
+                    "OVERLAP: enabled on both bonds" if len(on) > 1 else
+                    f"enabled on bond {next(iter(on))} only, not on the active bond")
+            lines.append(f"{name}: {what}")
+        return tuple(lines)
+
+    @property
     def converged(self) -> bool:
-        """True when the live state was read back and matches the desired state."""
+        """True when the live state was read back, matches the desired state, and every
+        floating address is enabled on the active bond and on no other (never while
+        ``status`` would show it DARK or OVERLAP)."""
         if self.dry_run:
             return not self.plan
         return not (self.failed or self.skipped or self.remaining or self.verify_error
-                    or self.superseded)
+                    or self.superseded or self.unserved)
 
     def render(self) -> str:
         role = self.plan.role.value
@@ -79,6 +103,9 @@ class Result:
             lines.append(f"verification failed: {self.verify_error}")
         if self.superseded:
             lines.append(self.superseded)
+        else:
+            lines += self.plan.unpaired_lines()
+            lines += list(self.unserved)
         verdict = ("converged and verified" if self.converged else
                    "superseded" if self.superseded else "NOT converged")
         rounds = f", {self.rounds} rounds" if self.rounds > 1 else ""
@@ -104,5 +131,6 @@ class Result:
             "seconds": round(self.seconds, 3),
             "rounds": self.rounds,
             "superseded": self.superseded,
+            "unserved": list(self.unserved),
         }
 

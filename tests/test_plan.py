@@ -33,14 +33,30 @@ def overlapping(pair: Pair, live: Live) -> set[tuple[Kind, str]]:
 @given(pairs_and_live(), roles)
 def test_applying_the_plan_reaches_the_desired_state(case: tuple[Pair, Live], role: Role) -> None:
     pair, live = case
-    after = apply(live, make_plan(pair, role, live).changes)
+    after = apply(live, make_plan(pair, role, live, float_unpaired=True).changes)
     assert {ref: obj.enabled for ref, obj in after.items()} == desired_state(pair, role)
+
+
+@given(pairs_and_live(), roles)
+def test_unpaired_objects_are_left_alone_and_the_others_reach_the_desired_state(
+        case: tuple[Pair, Live], role: Role) -> None:
+    pair, live = case
+    plan = make_plan(pair, role, live)
+    lone = {o.ref for f in group_addresses(live.values()) if f.unpaired for o in f.objects}
+    assert {o.ref for o in plan.unpaired} == lone
+    assert not {c.ref for c in plan.changes} & lone
+    after = apply(live, plan.changes)
+    want = desired_state(pair, role)
+    assert {ref: obj.enabled for ref, obj in after.items() if ref not in lone} == {
+        ref: enabled for ref, enabled in want.items() if ref not in lone}
+    assert set(plan.unchanged) | {c.ref for c in plan.changes} | lone == set(live)
 
 
 @given(pairs_and_live(), roles)
 def test_planning_again_yields_the_empty_plan(case: tuple[Pair, Live], role: Role) -> None:
     pair, live = case
-    again = make_plan(pair, role, apply(live, make_plan(pair, role, live).changes))
+    again = make_plan(pair, role, apply(live, make_plan(pair, role, live, float_unpaired=True).changes),
+                      float_unpaired=True)
     assert not again
     assert len(again) == 0
     assert len(again.unchanged) == len(live)
@@ -49,7 +65,7 @@ def test_planning_again_yields_the_empty_plan(case: tuple[Pair, Live], role: Rol
 @given(pairs_and_live(), roles)
 def test_no_prefix_enables_an_address_on_both_bonds(case: tuple[Pair, Live], role: Role) -> None:
     pair, live = case
-    plan = make_plan(pair, role, live)
+    plan = make_plan(pair, role, live, float_unpaired=True)
     before = overlapping(pair, live)
     changes = plan.changes
     for n in range(len(changes) + 1):
@@ -63,7 +79,7 @@ def test_no_prefix_enables_an_address_on_both_bonds(case: tuple[Pair, Live], rol
 @given(pairs_and_live(), roles)
 def test_plan_holds_only_needed_writes_each_once(case: tuple[Pair, Live], role: Role) -> None:
     pair, live = case
-    plan = make_plan(pair, role, live)
+    plan = make_plan(pair, role, live, float_unpaired=True)
     want = desired_state(pair, role)
     refs = [c.ref for c in plan.changes]
     assert len(refs) == len(set(refs))
@@ -76,7 +92,7 @@ def test_plan_holds_only_needed_writes_each_once(case: tuple[Pair, Live], role: 
 @given(pairs_and_live(), roles)
 def test_json_has_one_entry_per_write(case: tuple[Pair, Live], role: Role) -> None:
     pair, live = case
-    plan = make_plan(pair, role, live)
+    plan = make_plan(pair, role, live, float_unpaired=True)
     data = json.loads(json.dumps(plan.to_json()))
     assert data["schema"] == "bondha.plan/1"
     assert [(c["bond_id"], c["kind"], c["id"], c["enabled"]) for c in data["changes"]] == [

@@ -371,6 +371,10 @@ def _read_ha(report: Report, values: Values) -> HaSettings:
             _HA_DEFAULTS.allow_readable_secrets, section=HA,
         ),
         metrics_file=_metrics_file(report, values),
+        float_unpaired=optional(
+            report, values, "float_unpaired", as_boolean, _HA_DEFAULTS.float_unpaired,
+            section=HA,
+        ),
     )
 
 
