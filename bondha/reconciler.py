@@ -94,7 +94,7 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
                                   float_unpaired=config.ha.float_unpaired)
     # A converged pair is the daemon's every-interval case: not worth a line at info.
     log.log(logging.INFO if plan else logging.DEBUG, "bond %d (%s) to be active: %s",
-            plan.active_bond_id, role.value, plan.summary())
+            plan.active_bond_id, role.value, plan.summary(), extra={"reported": True})
     if dry_run or not plan:
         return Result(plan, dry_run=dry_run, requests=api.counters.reads,
                       seconds=time.monotonic() - started, live=live, last_plan=plan)

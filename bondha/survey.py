@@ -13,10 +13,11 @@ from pathlib import Path
 import attrs
 
 from .config import load_api_settings, parse_config
+from .config.load import load_bond_ids
 from .config.rewrite import replace_section, write_with_backup
 from .discover import OWN_COMMENT, Discovery, check_bonds, discover
 from .errors import ConfigError
-from .model import Kind
+from .model import Kind, Role
 from .reconciler import read_bonds
 
 __all__ = ["Survey", "config_text", "survey"]
@@ -32,13 +33,21 @@ class Survey:
     written: dict[str, str | None] | None = None
 
 
-def survey(path: Path, master_bond_id: int, backup_bond_id: int, *, kinds: Sequence[Kind],
-           include: Sequence[str] = (), exclude: Sequence[str] = (),
+def survey(path: Path, master_bond_id: int | None, backup_bond_id: int | None, *,
+           kinds: Sequence[Kind], include: Sequence[str] = (), exclude: Sequence[str] = (),
            command: str = "bondha discover", write: bool = False) -> Survey:
     """Pair the two bonds' objects; with ``write``, put the ``[bond]`` section into ``path``.
 
-    Needs only ``[bondingadmin]`` in the file: ``[bond]`` may be absent or wrong.
+    Needs only ``[bondingadmin]`` in the file: ``[bond]`` may be absent or wrong. A bond id
+    not given (None) is taken from ``[bond]``, as every other command takes it.
     """
+    given = {Role.MASTER: master_bond_id, Role.BACKUP: backup_bond_id}
+    if None in given.values():
+        found_ids = load_bond_ids(path, {role: f"--{role.value}-bond"
+                                         for role, bond in given.items() if bond is None})
+        given = {**given, **found_ids}
+    master_bond_id, backup_bond_id = given[Role.MASTER], given[Role.BACKUP]
+    assert master_bond_id is not None and backup_bond_id is not None  # else load_bond_ids raised
     check_bonds(master_bond_id, backup_bond_id)
     api = load_api_settings(path)
     bonds = (master_bond_id, backup_bond_id)

@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import ConfigError
-from .parse import parse, parse_api
+from ..model import Role
+from .parse import parse, parse_api, parse_bond_ids
 from .secrets import FILES, guard_secret_files
 from .settings import CONFIG_ENV, DEFAULT_CONFIG_PATH, ApiSettings, Config
 
-__all__ = ["checked", "config_path", "load_api_settings", "load_config", "parse_config"]
+__all__ = ["checked", "config_path", "load_api_settings", "load_bond_ids", "load_config",
+           "parse_config"]
 
 log = logging.getLogger("bondha")
 
@@ -50,6 +52,12 @@ def load_api_settings(
                      FILES)
 
 
+def load_bond_ids(path: str | os.PathLike[str], flags: Mapping[Role, str]) -> dict[Role, int]:
+    """The ``[bond]`` ids of the roles in ``flags``, for ``discover`` run without them."""
+    source = Path(path)
+    return parse_bond_ids(_read_text(source), source, flags)
+
+
 def _read_text(source: Path) -> str:
     try:
         data = source.read_bytes()
@@ -83,7 +91,8 @@ def parse_config(
     return parse(text, source, os.environ if environ is None else environ, FILES)
 
 
-def checked(config: Config, *, refuse_loose_secrets: bool) -> Config:
+def checked(config: Config, *, refuse_loose_secrets: bool,
+            warnings_reported: bool = False) -> Config:
     """``config`` after its warnings were logged and its password files' modes checked.
 
     What every front end does with a config it just loaded (the CLI, the daemon on start
@@ -91,7 +100,8 @@ def checked(config: Config, *, refuse_loose_secrets: bool) -> Config:
     during an outage only logs it (see :func:`~bondha.config.secrets.guard_secret_files`).
     """
     for warning in config.warnings:
-        log.warning("%s", warning)
+        # reported: the command (check) prints them in its result too (bondha.log)
+        log.warning("%s", warning, extra={"reported": warnings_reported})
     guard_secret_files(config.secret_files, refuse=refuse_loose_secrets,
                        allowed=config.ha.allow_readable_secrets)
     return config
