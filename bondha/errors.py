@@ -18,6 +18,7 @@ never contains a password or an Authorization header::
     │   │   └── CertificateError   the server's TLS certificate is not trusted: not retried
     │   └── BadResponse        a body that is not the JSON that was expected
     ├── StateError             the state directory cannot be used (lock, event file)
+    │   └── StateOwnerError    root ran what the hook's user should run          exit 2
     ├── Superseded             a newer keepalived event (or shutdown) took over   exit 0
     └── ApplyError             writes started but the pair did not converge   exit 1
                                (carries the Result: what was and was not done)
@@ -62,6 +63,15 @@ class StateError(BondhaError):
     """The state directory (lock, event records) cannot be used."""
 
     exit_code = 1
+
+
+class StateOwnerError(StateError):
+    """The state directory belongs to the hook's user and root ran the command: a usage error.
+
+    Not a fault to fix with chown (that would break the hook); run as that user instead.
+    """
+
+    exit_code = 2
 
 
 class Superseded(BondhaError):

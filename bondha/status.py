@@ -63,6 +63,7 @@ class NodeState:
     state: State
     priority: int
     source: str = "command line"
+    age: float | None = None  # seconds since it was recorded; None: given on the command line
 
     @property
     def expected_active(self) -> Role:
@@ -75,7 +76,7 @@ class NodeState:
 
     def to_json(self) -> dict[str, Any]:
         return {"state": self.state.value, "priority": self.priority, "source": self.source,
-                "expected_active": self.expected_active.value}
+                "expected_active": self.expected_active.value, "age_seconds": self.age}
 
 
 @attrs.frozen
