@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from .config import Config
+from .errors import NotFound
 from .keepalived.check import Finding, Level, check_keepalived_file, vrrp_link_addresses
 from .model import Kind, ObjectRef, RoutingObject
 from .reconciler import read_live
@@ -107,7 +108,11 @@ class CheckReport:
 
 def check(config: Config, keepalived: KeepalivedCheck | None = None) -> CheckReport:
     """Ask the server what the account may do and read every configured object."""
-    access = check_access(config)  # reads and OPTIONS only
+    try:
+        access = check_access(config)  # reads and OPTIONS only
+    except NotFound:
+        read_live(config)  # raises a NotFound naming every wrong bond and id, if it can
+        raise
     live = read_live(config)
     for ref in access.read_only:
         log.error("user %r may read but not change %s: a failover would fail there",

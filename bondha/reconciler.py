@@ -60,7 +60,9 @@ async def _wait_for_round(api: ApiClient, round_: int, why: object) -> bool:
     wait = api.policy.backoff(1)
     if remaining is not None and remaining - wait < _MIN_ROUND_SECONDS:
         return False
-    log.warning("round %d did not converge (%s); another round in %.1fs", round_, why, wait)
+    until = "" if remaining is None else f", until the deadline {remaining:.1f}s from now"
+    log.warning("round %d did not converge (%s); another round in %.1fs%s", round_, why, wait,
+                until)
     await retry_sleep(wait, api.guard)
     return True
 

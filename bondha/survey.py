@@ -41,16 +41,9 @@ def survey(path: Path, master_bond_id: int | None, backup_bond_id: int | None, *
     Needs only ``[bondingadmin]`` in the file: ``[bond]`` may be absent or wrong. A bond id
     not given (None) is taken from ``[bond]``, as every other command takes it.
     """
-    given = {Role.MASTER: master_bond_id, Role.BACKUP: backup_bond_id}
-    if None in given.values():
-        found_ids = load_bond_ids(path, {role: f"--{role.value}-bond"
-                                         for role, bond in given.items() if bond is None})
-        given = {**given, **found_ids}
-    master_bond_id, backup_bond_id = given[Role.MASTER], given[Role.BACKUP]
-    assert master_bond_id is not None and backup_bond_id is not None  # else load_bond_ids raised
-    check_bonds(master_bond_id, backup_bond_id)
+    bonds = _bond_ids(path, master_bond_id, backup_bond_id)
+    check_bonds(*bonds)
     api = load_api_settings(path)
-    bonds = (master_bond_id, backup_bond_id)
     found = discover(*bonds, read_bonds(api, bonds, kinds), kinds=kinds, include=include,
                      exclude=exclude, command=command)
     if not write:
@@ -59,6 +52,15 @@ def survey(path: Path, master_bond_id: int | None, backup_bond_id: int | None, *
     backup = write_with_backup(path, text)
     log.info("wrote [bond] to %s (old file kept as %s)", path, backup)
     return Survey(found, {"path": str(path), "backup": str(backup) if backup else None})
+
+
+def _bond_ids(path: Path, master: int | None, backup: int | None) -> tuple[int, int]:
+    """The ids given, the others from the file's ``[bond]`` (a ConfigError if it lacks them)."""
+    flags = {role: f"--{role.value}-bond"
+             for role, bond in ((Role.MASTER, master), (Role.BACKUP, backup)) if bond is None}
+    found = load_bond_ids(path, flags) if flags else {}
+    return (master if master is not None else found[Role.MASTER],
+            backup if backup is not None else found[Role.BACKUP])
 
 
 def config_text(found: Discovery, current: str, source: Path | None = None) -> str:

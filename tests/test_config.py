@@ -812,5 +812,5 @@ def test_bondha_section_bad_values(line: str, message: str) -> None:
 
 
 def test_bondha_section_unknown_option_near_a_known_one_is_an_error() -> None:
-    problems = problems(render(extra="[bondha]\npool_sise = 4\n"))
-    assert any("pool_sise" in p and "did you mean pool_size" in p for p in problems)
+    found = problems(render(extra="[bondha]\npool_sise = 4\n"))
+    assert any("pool_sise" in p and "did you mean pool_size" in p for p in found)

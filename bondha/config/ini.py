@@ -178,18 +178,8 @@ def warn_unknown(
                 report.warn(report.where(section), "unknown section, ignored")
             continue
         for option in options:
-            if option in KNOWN[section]:
-                continue
-            home = [other for other, known in KNOWN.items() if option in known]
-            if home:
-                report.warn(report.where(section, option),
-                            f"unknown option, ignored (it belongs in [{home[0]}])")
-                continue
-            hint = _did_you_mean(option, KNOWN[section], template="{}")
-            if hint:
-                report.error(report.where(section, option), f"unknown option{hint}; {_NEAR_MISS}")
-            else:
-                report.warn(report.where(section, option), "unknown option, ignored")
+            if option not in KNOWN[section]:
+                _unknown_option(report, section, option)
     for option in defaults:
         where = report.where(DEFAULT, option)
         users = [s for s, known in KNOWN.items() if option in known]
@@ -206,6 +196,19 @@ def warn_unknown(
 
 
 _NEAR_MISS = "fix the name (a misspelt name would be ignored)"
+
+
+def _unknown_option(report: Report, section: str, option: str) -> None:
+    home = [other for other, known in KNOWN.items() if option in known]
+    if home:
+        report.warn(report.where(section, option),
+                    f"unknown option, ignored (it belongs in [{home[0]}])")
+        return
+    hint = _did_you_mean(option, KNOWN[section], template="{}")
+    if hint:
+        report.error(report.where(section, option), f"unknown option{hint}; {_NEAR_MISS}")
+    else:
+        report.warn(report.where(section, option), "unknown option, ignored")
 
 
 def _did_you_mean(name: str, known: Iterable[str], template: str) -> str:

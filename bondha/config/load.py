@@ -68,7 +68,8 @@ def _read_text(source: Path) -> str:
     except PermissionError:
         if source.is_dir():  # some platforms report a directory as "permission denied"
             raise ConfigError(f"{source}: is a directory, not a config file") from None
-        raise ConfigError(f"{source}: cannot read config file: permission denied") from None
+        raise ConfigError(f"{source}: cannot read config file: permission denied "
+                          f"({_who_may_read(source)})") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read config file: {exc.strerror or exc}") from None
     try:
@@ -78,6 +79,33 @@ def _read_text(source: Path) -> str:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{source}, line {line}: not UTF-8 text; save it as UTF-8") from None
     return text
+
+
+def _who_may_read(source: Path) -> str:
+    """Who is asking, and whose file it is: what the operator needs to fix the permissions."""
+    import grp
+    import pwd
+    import stat
+
+    def user(uid: int) -> str:
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return str(uid)
+
+    def group(gid: int) -> str:
+        try:
+            return grp.getgrgid(gid).gr_name
+        except KeyError:
+            return str(gid)
+
+    me = f"bondha runs as user {user(os.geteuid())}"
+    try:
+        info = source.stat()
+    except OSError:
+        return f"{me}; a directory above the file does not let that user in"
+    return (f"{me}; the file belongs to {user(info.st_uid)}:{group(info.st_gid)}, mode "
+            f"{stat.S_IMODE(info.st_mode):04o}")
 
 
 def parse_config(

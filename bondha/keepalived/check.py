@@ -313,7 +313,8 @@ def vrrp_link_addresses(path: str | os.PathLike[str]) -> list[tuple[int, str]]:
         if src is not None and src.args:
             found.append((src.line, src.args[0]))
         peers = instance.find("unicast_peer")
-        found += [(child.line, child.keyword) for child in (peers.children if peers else ())]
+        children = peers.children if peers is not None and peers.children else ()
+        found += [(child.line, child.keyword) for child in children]
     return found
 
 
