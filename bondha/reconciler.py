@@ -22,7 +22,7 @@ from .errors import ApiError, ApplyError, Superseded
 from .live import aread_bonds, aread_live
 from .model import Kind, Role, RoutingObject
 from .plan import Change, Plan, make_plan
-from .result import Failure, Live, Result
+from .result import Failure, Live, Result, unserved_addresses
 from .retry import sleep as retry_sleep
 from .writes import Outcome, apply_plan
 
@@ -99,7 +99,8 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
             plan.active_bond_id, role.value, plan.summary(), extra={"reported": True})
     if dry_run or not plan:
         return Result(plan, dry_run=dry_run, requests=api.counters.reads,
-                      seconds=time.monotonic() - started, live=live, last_plan=plan)
+                      seconds=time.monotonic() - started, live=live, last_plan=plan,
+                      unserved=unserved_addresses(live, plan.active_bond_id))
     done: list[Change] = []
     verified_last: Plan | None = None
     round_, contested = 1, 0
@@ -140,7 +141,9 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
                   failed=tuple(out.failed), skipped=tuple(out.skipped), remaining=remaining,
                   verify_error=verify_error, requests=counters.reads + counters.writes,
                   seconds=time.monotonic() - started, rounds=round_, superseded=out.superseded,
-                  live=out.read_back, last_plan=verified_last)
+                  live=out.read_back, last_plan=verified_last,
+                  unserved=() if out.read_back is None else
+                  unserved_addresses(out.read_back, first_plan.active_bond_id))
 
 
 async def _verify(api: ApiClient, config: Config, role: Role,

@@ -10,10 +10,10 @@ from typing import Any
 
 import attrs
 
-from .model import ObjectRef, RoutingObject
+from .model import Kind, ObjectRef, RoutingObject
 from .plan import Change, Plan, group_addresses
 
-__all__ = ["Failure", "Live", "Result"]
+__all__ = ["Failure", "Live", "Result", "unserved_addresses"]
 
 Live = dict[ObjectRef, RoutingObject]
 
@@ -56,28 +56,9 @@ class Result:
     # plan when nothing was written); None when no read succeeded. For the records, so that
     # they need not plan again.
     last_plan: Plan | None = attrs.field(default=None, eq=False, repr=False)
-
-    @property
-    def unserved(self) -> tuple[str, ...]:
-        """Each floating address, as last read, that the active bond alone does not carry.
-
-        What ``status`` calls DARK (no bond) or OVERLAP (both), and an address left alone
-        on the inactive bond: one line each. Empty when nothing was read.
-        """
-        if self.live is None:
-            return ()
-        active = self.plan.active_bond_id
-        lines = []
-        for floating in group_addresses(self.live.values()):
-            on = {o.ref.bond_id for o in floating.objects if o.enabled}
-            if on == {active}:
-                continue
-            name = f"{floating.kind.label} {floating.address or '(no address)'}"
-            what = ("DARK: enabled on no bond" if not on else
-                    "OVERLAP: enabled on both bonds" if len(on) > 1 else
-                    f"enabled on bond {next(iter(on))} only, not on the active bond")
-            lines.append(f"{name}: {what}")
-        return tuple(lines)
+    # The floating addresses, as last read, that the active bond alone does not carry
+    # (unserved_addresses): a run with any is not converged.
+    unserved: tuple[str, ...] = ()
 
     @property
     def converged(self) -> bool:
@@ -134,3 +115,31 @@ class Result:
             "unserved": list(self.unserved),
         }
 
+
+
+def unserved_addresses(live: Live, active_bond_id: int) -> tuple[str, ...]:
+    """Each floating address in ``live`` that the active bond alone does not carry.
+
+    What ``status`` calls DARK (no bond) or OVERLAP (both bonds), and an address enabled only
+    on the inactive bond (an unpaired object left alone there): one line each, in plan order.
+    """
+    enabled_on: dict[tuple[Kind, str], set[int]] = {}
+    for obj in live.values():
+        key = (obj.ref.kind, obj.address if obj.address is not None else f"#{obj.ref}")
+        bonds = enabled_on.setdefault(key, set())
+        if obj.enabled:
+            bonds.add(obj.ref.bond_id)
+    wrong = {key for key, on in enabled_on.items() if on != {active_bond_id}}
+    if not wrong:  # the common case: no grouping, no sorting
+        return ()
+    lines = []
+    for floating in group_addresses(o for o in live.values()
+                                    if (o.ref.kind, o.address if o.address is not None
+                                        else f"#{o.ref}") in wrong):
+        on = {o.ref.bond_id for o in floating.objects if o.enabled}
+        name = f"{floating.kind.label} {floating.address or '(no address)'}"
+        what = ("DARK: enabled on no bond" if not on else
+                "OVERLAP: enabled on both bonds" if len(on) > 1 else
+                f"enabled on bond {next(iter(on))} only, not on the active bond")
+        lines.append(f"{name}: {what}")
+    return tuple(lines)

@@ -9,6 +9,7 @@ from hypothesis import given
 
 from bondha.model import BondSide, Kind, ObjectRef, Pair, Role, RoutingObject
 from bondha.plan import Change, Plan, desired_state, group_addresses, make_plan
+from bondha.result import unserved_addresses
 from tests.strategies import pairs_and_live, roles
 
 Live = dict[ObjectRef, RoutingObject]
@@ -145,3 +146,20 @@ def test_converged_pair_gives_the_empty_plan() -> None:
     plan = make_plan(pair, Role.MASTER, live)
     assert plan == Plan(Role.MASTER, 1, (), tuple(sorted(live)))
     assert "nothing to do, 6 objects already right" in plan.render()
+
+
+@given(pairs_and_live(), roles)
+def test_unserved_is_empty_exactly_when_the_active_bond_alone_carries_every_address(
+        case: tuple[Pair, Live], role: Role) -> None:
+    pair, live = case
+    active = pair.side(role).bond_id
+    lines = unserved_addresses(live, active)
+    expected = [f for f in group_addresses(live.values())
+                if {o.ref.bond_id for o in f.objects if o.enabled} != {active}]
+    assert len(lines) == len(expected)
+    after = apply(live, make_plan(pair, role, live, float_unpaired=True).changes)
+    lone_on_one_bond = [f for f in group_addresses(after.values())
+                        if {o.ref.bond_id for o in f.objects} == {pair.side(role.other).bond_id}]
+    # A plan that floats every object leaves unserved only addresses without a copy on the
+    # active bond: no write can serve those.
+    assert len(unserved_addresses(after, active)) == len(lone_on_one_bond)
