@@ -93,6 +93,10 @@ class HaSettings:
     allow_readable_secrets: bool = False
     # Prometheus textfile-collector metrics, rewritten after every reconcile (bondha.metrics).
     metrics_file: Path | None = None
+    # The most bytes read of one answer of the server (a paginated list: all its pages), and
+    # the most pages of one list: a broken or hostile server must not fill the memory.
+    max_body: int = 8 * 1024 * 1024
+    max_pages: int = 1000
 
 @attrs.frozen
 class Config:
@@ -845,7 +849,35 @@ def _read_ha(report: _Report, values: _Values) -> HaSettings:
             _HA_DEFAULTS.allow_readable_secrets, section=_HA,
         ),
         metrics_file=_metrics_file(report, values),
+        max_body=_optional(
+            report, values, "max_body", _size, _HA_DEFAULTS.max_body, section=_HA
+        ),
+        max_pages=_optional(
+            report, values, "max_pages", _max_pages, _HA_DEFAULTS.max_pages, section=_HA
+        ),
     )
+
+
+_SIZE = re.compile(r"([0-9]{1,10})\s*(k|kib|m|mib)?", re.IGNORECASE)
+
+
+def _size(text: str) -> int:
+    """Bytes, or KiB/MiB with a suffix: ``8M``, ``8 MiB``, ``512k``, ``65536``."""
+    match = _SIZE.fullmatch(text)
+    if not match:
+        raise _Invalid("not a size (e.g. 8M, 512k or a number of bytes)")
+    unit = {"": 1, "k": 1024, "m": 1024 * 1024}[(match.group(2) or "")[:1].lower()]
+    size = int(match.group(1)) * unit
+    if not 64 * 1024 <= size <= 1024 ** 3:
+        raise _Invalid("must be from 64k to 1024M")
+    return size
+
+
+def _max_pages(text: str) -> int:
+    number = _attempts(text)
+    if number > 1_000_000:
+        raise _Invalid("must be 1000000 or less")
+    return number
 
 
 DISABLE_FAILURE_POLICIES = ("hold", "enable")

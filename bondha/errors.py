@@ -93,6 +93,8 @@ class ApiError(BondhaError):
         self.ref = ref
         self.url = url
         self.retry_after = retry_after
+        #: Requests the run had made when this ended it (set by the reconciler), for the records.
+        self.requests = 0
 
 
 class RefusedError(ApiError):

@@ -87,7 +87,7 @@ def reconcile_record(pair: Pair, role: Role, *, source: str, trigger: str, ticke
         "planned": len(result.plan) if result else None,
         **after,
         "rounds": result.rounds if result else 0,
-        "requests": result.requests if result else 0,
+        "requests": result.requests if result else getattr(error, "requests", 0),
         "duration": round(result.seconds if result and result.seconds else seconds, 3),
         "failed": [f"{f.change}: {f.reason}" for f in result.failed] if result else [],
         "remaining": [str(c) for c in result.remaining] if result else [],

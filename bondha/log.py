@@ -11,10 +11,24 @@ import logging.handlers
 import os
 import sys
 
-__all__ = ["setup_logging"]
+from .printable import printable
+
+__all__ = ["PrintableFilter", "setup_logging"]
 
 SYSLOG_SOCKET = "/dev/log"
 SYSLOG_ENV = "BONDHA_SYSLOG"  # "0" or "1" overrides the terminal guess (tests, containers)
+
+
+class PrintableFilter(logging.Filter):
+    """Escape control characters in every message: a server's text or keepalived's arguments
+    must not forge a log line (a newline) or drive the terminal (``ESC``, C1)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        shown = printable(message)
+        if shown is not message:
+            record.msg, record.args = shown, None
+        return True
 
 
 def setup_logging(verbosity: int = 0, *, syslog: bool | None = None) -> None:
@@ -30,6 +44,7 @@ def setup_logging(verbosity: int = 0, *, syslog: bool | None = None) -> None:
         handler.close()
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setFormatter(logging.Formatter("bondha: %(levelname)s: %(message)s"))
+    stderr.addFilter(PrintableFilter())
     logger.addHandler(stderr)
     if syslog is None:
         wanted = os.environ.get(SYSLOG_ENV, "").strip().lower()
@@ -41,5 +56,6 @@ def setup_logging(verbosity: int = 0, *, syslog: bool | None = None) -> None:
         except OSError:
             return  # no syslog daemon listening: stderr alone
         handler.setFormatter(logging.Formatter("bondha[%(process)d]: %(message)s"))
+        handler.addFilter(PrintableFilter())
         logger.addHandler(handler)
     logger.propagate = False

@@ -246,7 +246,8 @@ def _client(config: Config, transport: httpx.AsyncBaseTransport | None,
                          max_delay=min(RetryPolicy.max_delay_default, config.ha.deadline / 4),
                          deadline_at=time.monotonic() + config.ha.deadline)
     return ApiClient(config.api, policy=policy, transport=transport,
-                     pool_size=pool_size or config.ha.pool_size, guard=guard)
+                     pool_size=pool_size or config.ha.pool_size, guard=guard,
+                     max_body=config.ha.max_body, max_pages=config.ha.max_pages)
 
 
 _MIN_ROUND_SECONDS = 0.2  # a round needs at least this long before the deadline to be worth it
@@ -294,6 +295,9 @@ async def areconcile(
     async with _client(config, transport, pool_size, guard) as api:
         try:
             return await _rounds(api, config, role, dry_run, started)
+        except ApiError as exc:  # no Result to carry them: the records still count the requests
+            exc.requests = api.counters.reads + api.counters.writes
+            raise
         except Superseded as exc:
             log.warning("%s", exc)
             return Result(Plan(role, config.pair.side(role).bond_id), superseded=str(exc),
