@@ -18,6 +18,7 @@ never contains a password or an Authorization header::
     │   │   └── CertificateError   the server's TLS certificate is not trusted: not retried
     │   └── BadResponse        a body that is not the JSON that was expected
     ├── StateError             the state directory cannot be used (lock, event file)
+    │   └── StateDirError      the directory itself is unusable or unsafe           exit 2
     ├── Superseded             a newer keepalived event (or shutdown) took over   exit 0
     └── ApplyError             writes started but the pair did not converge   exit 1
                                (carries the Result: what was and was not done)
@@ -62,6 +63,13 @@ class StateError(BondhaError):
     """The state directory (lock, event records) cannot be used."""
 
     exit_code = 1
+
+
+class StateDirError(StateError):
+    """The state directory cannot be used at all (cannot be made, unsafe owner or mode): a
+    local problem of the set-up, like a config error."""
+
+    exit_code = 2
 
 
 class Superseded(BondhaError):

@@ -129,22 +129,8 @@ class HostileServer:
     def _answer(self, connection: socket.socket, target: str, number: int) -> bool:
         """Send this mode's answer; True when the connection may carry another request."""
         mode = self.mode
-        if mode == "chunked":
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                               b"Transfer-Encoding: chunked\r\n\r\n")
-            chunk = b"%x\r\n" % _CHUNK + b" " * _CHUNK + b"\r\n"
-            while not self._stop.is_set():
-                connection.sendall(chunk)
-            return False
-        if mode == "huge":
-            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                               b"Content-Length: %d\r\n\r\n" % HUGE_BYTES)
-            block = b" " * _CHUNK
-            for _ in range(HUGE_BYTES // _CHUNK):
-                if self._stop.is_set():
-                    return False
-                connection.sendall(block)
-            connection.sendall(b" " * (HUGE_BYTES % _CHUNK))
+        if mode in ("chunked", "huge"):
+            self._flood(connection)
             return False
         if mode == "trickle":
             body = json.dumps({"results": [], "next": None, "padding": "x" * 200}).encode()
@@ -163,6 +149,24 @@ class HostileServer:
         if mode == "control":
             return self._json(connection, 403, {"detail": f"denied {CONTROL_TEXT}"})
         return self._json(connection, 200, self._listing(target))
+
+    def _flood(self, connection: socket.socket) -> None:
+        """``chunked``: chunks without end; ``huge``: 100 MB as declared."""
+        block = b" " * _CHUNK
+        if self.mode == "chunked":
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                               b"Transfer-Encoding: chunked\r\n\r\n")
+            chunk = b"%x\r\n" % _CHUNK + block + b"\r\n"
+            while not self._stop.is_set():
+                connection.sendall(chunk)
+            return
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: %d\r\n\r\n" % HUGE_BYTES)
+        for _ in range(HUGE_BYTES // _CHUNK):
+            if self._stop.is_set():
+                return
+            connection.sendall(block)
+        connection.sendall(b" " * (HUGE_BYTES % _CHUNK))
 
     @staticmethod
     def _listing(target: str) -> list[dict[str, object]]:

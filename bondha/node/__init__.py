@@ -1,0 +1,1 @@
+"""The bonder's side: state directory, transitions, daemon, records (moving here)."""
