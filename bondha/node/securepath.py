@@ -23,7 +23,7 @@ import os
 import stat
 from pathlib import PurePosixPath
 
-__all__ = ["UnsafePath", "check_private_dir", "open_private_dir"]
+__all__ = ["UnsafePath", "check_parents", "check_private_dir", "open_private_dir"]
 
 _MAX_LINKS = 40  # as the kernel's own limit on links followed in one lookup
 
@@ -41,7 +41,14 @@ def check_private_dir(path: str | os.PathLike[str], uid: int | None = None) -> t
     return _walk(path, uid)[1:]
 
 
-def _walk(path: str | os.PathLike[str], uid: int | None) -> tuple[PurePosixPath, int, int]:
+def check_parents(path: str | os.PathLike[str], uid: int | None = None) -> None:
+    """Check the directories leading to the file ``path`` (its own directory included) as
+    parents: no one but root or this user could replace the file."""
+    _walk(os.path.dirname(os.path.abspath(path)), uid, final_as_parent=True)
+
+
+def _walk(path: str | os.PathLike[str], uid: int | None, *,
+          final_as_parent: bool = False) -> tuple[PurePosixPath, int, int]:
     uid = os.geteuid() if uid is None else uid
     pending = list(PurePosixPath(os.path.abspath(path)).parts[1:])
     current = PurePosixPath("/")
@@ -74,18 +81,26 @@ def _walk(path: str | os.PathLike[str], uid: int | None) -> tuple[PurePosixPath,
         current = candidate
         if pending:
             _check_parent(current, info, uid)
-    if not stat.S_ISDIR(info.st_mode):
-        raise UnsafePath(f"{current} is not a directory")
-    if info.st_uid != uid:
-        raise UnsafePath(f"{current} is owned by uid {info.st_uid}, not by this user "
-                         f"(uid {uid})")
-    if info.st_mode & 0o022:
-        raise UnsafePath(f"{current} may be written by group or others (mode "
-                         f"{stat.S_IMODE(info.st_mode):04o})")
+    if final_as_parent:
+        _check_parent(current, info, uid)
+    else:
+        _check_final(current, info, uid)
     return current, info.st_dev, info.st_ino
 
 
+def _check_final(path: PurePosixPath, info: os.stat_result, uid: int) -> None:
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafePath(f"{path} is not a directory")
+    if info.st_uid != uid:
+        raise UnsafePath(f"{path} is owned by uid {info.st_uid}, not by this user (uid {uid})")
+    if info.st_mode & 0o022:
+        raise UnsafePath(f"{path} may be written by group or others (mode "
+                         f"{stat.S_IMODE(info.st_mode):04o})")
+
+
 def _check_parent(path: PurePosixPath, info: os.stat_result, uid: int) -> None:
+    if not stat.S_ISDIR(info.st_mode):
+        raise UnsafePath(f"{path} is not a directory")
     if not _owner_ok(info, uid):
         raise UnsafePath(f"{path} (a parent) is owned by uid {info.st_uid}, who could "
                          "replace what is below it")
