@@ -114,6 +114,10 @@ class StateDir:
         checks its files (:mod:`bondha.node.securepath`), and hold it open."""
         try:
             self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateDirError(f"state directory {self.path}: cannot create it: "
+                                f"{exc.strerror or exc}") from None
+        try:
             fd = open_private_dir(self.path)
         except UnsafePath as exc:
             raise StateDirError(f"state directory {self.path}: {exc}; another user could "
