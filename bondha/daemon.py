@@ -20,7 +20,6 @@ import os
 import queue
 import select
 import signal
-import stat
 import threading
 import time
 from pathlib import Path
@@ -33,7 +32,7 @@ from .credentials import guard_secret_files
 from .errors import BondhaError, ConfigError, StateDirError, StateError, UsageError
 from .keepalived import Event, parse_fifo_line, role_for
 from .model import Role
-from .node.securepath import UnsafePath, check_parents
+from .node.securepath import UnsafePath, check_parents, fifo_problem
 from .printable import bounded
 from .reconciler import Result
 from .statedir import StateDir, Ticket
@@ -81,22 +80,6 @@ def ensure_fifo(path: Path) -> None:
     problem = fifo_problem(info)
     if problem:
         raise StateDirError(f"notify FIFO {path}: {problem}")
-
-
-def fifo_problem(info: os.stat_result, uid: int | None = None) -> str | None:
-    """Why a FIFO with this ``lstat`` must not be read, or None."""
-    uid = os.geteuid() if uid is None else uid
-    mode = stat.S_IMODE(info.st_mode)
-    if not stat.S_ISFIFO(info.st_mode):
-        return "exists and is not a FIFO"
-    if info.st_uid != uid:
-        return (f"owned by uid {info.st_uid}, not by the daemon's user (uid {uid}): "
-                "remove it and let `bondha daemon` create it before keepalived starts")
-    if mode & 0o066:
-        return (f"group or others may read or write it (mode {mode:04o}): another reader "
-                "steals keepalived's lines, a writer forges them; chmod 600 it (keepalived "
-                "creates a missing FIFO with mode 0644: start the daemon first)")
-    return None
 
 
 class Daemon:

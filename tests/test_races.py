@@ -79,7 +79,8 @@ def test_garbled_event_record_is_set_aside_not_obeyed(state_dir: Path) -> None:
     state = StateDir(state_dir).ensure()
     state.record_path.write_text("{not json")
     ticket = state.take_ticket("INSTANCE VI_1 MASTER 10")
-    assert ticket.recorded and ticket.seq > 10 ** 12  # above whatever the lost record held
+    assert ticket.recorded
+    assert ticket.seq > 10 ** 12  # above whatever the lost record held
     assert state.current() == ticket
     assert [p.read_text() for p in state_dir.glob("event.corrupt-*")] == ["{not json"]
 

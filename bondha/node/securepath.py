@@ -23,7 +23,7 @@ import os
 import stat
 from pathlib import PurePosixPath
 
-__all__ = ["UnsafePath", "check_parents", "check_private_dir", "open_private_dir"]
+__all__ = ["UnsafePath", "check_parents", "check_private_dir", "fifo_problem", "open_private_dir"]
 
 _MAX_LINKS = 40  # as the kernel's own limit on links followed in one lookup
 
@@ -120,3 +120,19 @@ def open_private_dir(path: str | os.PathLike[str], uid: int | None = None) -> in
         os.close(fd)
         raise UnsafePath(f"{path} changed while it was checked")
     return fd
+
+
+def fifo_problem(info: os.stat_result, uid: int | None = None) -> str | None:
+    """Why a FIFO with this ``lstat`` must not be read, or None."""
+    uid = os.geteuid() if uid is None else uid
+    mode = stat.S_IMODE(info.st_mode)
+    if not stat.S_ISFIFO(info.st_mode):
+        return "exists and is not a FIFO"
+    if info.st_uid != uid:
+        return (f"owned by uid {info.st_uid}, not by the daemon's user (uid {uid}): "
+                "remove it and let `bondha daemon` create it before keepalived starts")
+    if mode & 0o066:
+        return (f"group or others may read or write it (mode {mode:04o}): another reader "
+                "steals keepalived's lines, a writer forges them; chmod 600 it (keepalived "
+                "creates a missing FIFO with mode 0644: start the daemon first)")
+    return None
