@@ -220,6 +220,8 @@ def test_a_full_disk_does_not_block_the_failover(server: StandInServer, config_p
 # -- the daemon's FIFO --------------------------------------------------------------------------
 
 def test_fifo_framing_drops_an_overlong_line_and_keeps_the_next() -> None:
+    from bondha.daemon import _LineFramer
+
     framer = _LineFramer(Path("fifo"))
     lines: list[bytes] = []
     for _ in range(160):  # 10 MB without a newline
