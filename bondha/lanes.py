@@ -83,8 +83,11 @@ class _Clock:
         if self.interrupt is None:
             return await asyncio.wait_for(reader.read(_READ_SIZE), limit)
         end = None if limit is None else time.monotonic() + limit
+        first = True
         while True:
-            self.interrupt()
+            if not first:  # the client called it just before sending: not again at once
+                self.interrupt()
+            first = False
             left = None if end is None else end - time.monotonic()
             if left is not None and left <= 0:
                 raise asyncio.TimeoutError

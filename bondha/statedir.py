@@ -278,12 +278,29 @@ class StateDir:
         ``stopping`` returns a reason (e.g. "shutting down") when the run must stop anyway.
         """
 
+        seen: list[Any] = [None, None]  # the record file's identity and the ticket read from it
+
+        def newest() -> Ticket | None:
+            # Called before every request and while waiting on one: a stat (microseconds)
+            # tells whether the record was replaced since it was last read.
+            try:
+                where, dir_fd = self._where("event")
+                info = os.stat(where, dir_fd=dir_fd, follow_symlinks=False)
+                identity: Any = (info.st_ino, info.st_mtime_ns, info.st_size)
+            except OSError:
+                identity = None
+            if identity is not None and identity == seen[0]:
+                return seen[1]  # type: ignore[no-any-return]
+            last = self._current(set_aside=False)
+            seen[0], seen[1] = identity, last
+            return last
+
         def check() -> None:
             reason = stopping() if stopping is not None else None
             if reason:
                 raise Superseded(f"{reason}: stopped before the next write")
             try:
-                last = self._current(set_aside=False)
+                last = newest()
             except StateError:
                 return  # an unreadable record stops no failover
             if not ticket.recorded:

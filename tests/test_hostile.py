@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from bondha.config import load_config
-from bondha.daemon import Daemon, _LineFramer
+from bondha.daemon import Daemon
 from bondha.statedir import StateDir
 from bondha.testing import Fixture, StandInServer
 from bondha.testing.hostile import HostileServer
