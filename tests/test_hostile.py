@@ -340,15 +340,26 @@ def test_a_fifo_others_own_or_may_read_is_refused(other_user: int, config_path: 
     assert ("not by the daemon's user" if how != "mode 0644" else "mode 0644") in out.stderr
 
 
-def test_the_metrics_file_mode_is_set_on_the_descriptor(server: StandInServer,
-                                                        config_path: Path,
-                                                        tmp_path: Path) -> None:
-    metrics = tmp_path / "bondha.prom"
-    write_config(config_path, config_path.read_text() + f"[bondha]\nmetrics_file = {metrics}\n")
-    old = os.umask(0o077)
-    try:
-        out = bounded("notify", "INSTANCE", "VI_1", "MASTER", "9", config=config_path)
-    finally:
-        os.umask(old)
-    assert out.returncode == 0, out.stderr
-    assert metrics.stat().st_mode & 0o777 == 0o644
+def test_the_metrics_file_mode_is_set_on_the_descriptor(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another user who may write in the metrics directory swaps the temporary file for a
+    link to a private file as soon as it exists: a chmod by name would make that file 0644."""
+    import tempfile
+
+    from bondha.metrics import write_textfile
+
+    victim = tmp_path / "private"
+    victim.write_text("secret")
+    victim.chmod(0o600)
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_then_swapped(*args: object, **kwargs: object) -> tuple[int, str]:
+        fd, name = real_mkstemp(*args, **kwargs)  # type: ignore[call-overload]
+        os.unlink(name)  # the attacker wins the race at its earliest moment
+        os.symlink(victim, name)
+        return fd, name
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_swapped)
+    write_textfile(tmp_path / "bondha.prom", "bondha_up 1\n")
+    assert victim.stat().st_mode & 0o777 == 0o600
+    assert victim.read_text() == "secret"
