@@ -40,7 +40,9 @@ def main() -> int:
             wall: dict[str, list[float]] = {root: [] for root in args.roots}
             priority = 9
             for run in range(args.runs):
-                for root in args.roots:
+                # Every run moves every address; the order flips so that each checkout
+                # fails over in both directions.
+                for root in args.roots if run % 2 == 0 else args.roots[::-1]:
                     state = work / f"state-{run}-{len(cpu[root])}-{Path(root).name}"
                     env = {**os.environ, "PYTHONPATH": root, "BONDHA_SYSLOG": "0",
                            "BONDHA_CONFIG": str(config), "BONDHA_STATE_DIR": str(state)}
@@ -56,6 +58,9 @@ def main() -> int:
                         return 1
                     cpu[root].append(after.ru_utime - before.ru_utime
                                      + after.ru_stime - before.ru_stime)
+                    if os.environ.get("BENCH_VERBOSE"):
+                        tail = done.stdout.decode().strip().splitlines()[-1][-40:]
+                        print(Path(root).name, f"{wall[root][-1]:.2f}", tail, flush=True)
                     priority = 10 if priority == 9 else 9
         finally:
             server.terminate()
