@@ -364,8 +364,16 @@ class Daemon:
 
 
 class _LineFramer:
-    """Bytes in, lines out: a line longer than :data:`_MAX_LINE` is dropped up to its
-    newline (warned once, with a bounded prefix), and the line after it is read intact."""
+    """Bytes in, lines out, each at most :data:`_MAX_LINE` bytes.
+
+    A longer line is not keepalived talking (another writer's garbage): it is dropped up to
+    its newline, with one warning quoting a bounded prefix. Such garbage usually has no
+    newline of its own, so keepalived's next line ends it: the last ``INSTANCE `` line in
+    the dropped bytes' tail is kept, so that the MASTER event written after the garbage is
+    not lost with it.
+    """
+
+    _SALVAGE = b"INSTANCE "
 
     def __init__(self, fifo: Path) -> None:
         self._fifo = fifo
@@ -381,14 +389,21 @@ class _LineFramer:
                 break
             if not self._discarding:
                 lines.append(data[:end])
+            else:
+                tail = data[max(0, end - _MAX_LINE):end]
+                start = tail.rfind(self._SALVAGE)
+                if start >= 0:
+                    lines.append(tail[start:])
             self._discarding = False
             data = data[end + 1:]
-        if not self._discarding and len(data) > _MAX_LINE:
-            log.warning("notify FIFO %s: a line of more than %d bytes (%s), not from "
-                        "keepalived: skipped up to its end", self._fifo, _MAX_LINE,
-                        bounded(data[:80].decode("utf-8", errors="replace"), 80))
+        if len(data) > _MAX_LINE:
+            if not self._discarding:
+                log.warning("notify FIFO %s: a line of more than %d bytes (%s), not from "
+                            "keepalived: skipped up to its end", self._fifo, _MAX_LINE,
+                            bounded(data[:80].decode("utf-8", errors="replace"), 80))
             self._discarding = True
-        self._pending = b"" if self._discarding else data
+            data = data[-_MAX_LINE:]  # only the tail is kept: where keepalived's line starts
+        self._pending = data
         return lines
 
     def close(self) -> list[bytes]:

@@ -519,7 +519,7 @@ def _fifo_findings(fifo: str) -> list[Finding]:
         info = os.lstat(fifo)
     except FileNotFoundError:
         return [Finding(Level.WARNING, None, f"notify FIFO {fifo} does not exist yet: start "
-                        "`bondha daemon` before keepalived, so that it creates it (mode 0600); "
+                        "bondha daemon before keepalived, so that it creates it (mode 0600); "
                         "keepalived would make it with mode 0644, and another reader steals "
                         "its lines")]
     except OSError as exc:
