@@ -95,7 +95,10 @@ class Totals:
     def save(self, state_dir: StateDir | Path) -> None:
         state = state_dir if isinstance(state_dir, StateDir) else StateDir(state_dir)
         try:
-            state.write_atomic(TOTALS_NAME, json.dumps(attrs.asdict(self)).encode())
+            # Not fsynced: a file a crash left empty starts the counters again (a reset to
+            # Prometheus); the failover must not wait for the disk for them.
+            state.write_atomic(TOTALS_NAME, json.dumps(attrs.asdict(self)).encode(),
+                               durable=False)
         except OSError as exc:
             raise StateError(f"{state.path / TOTALS_NAME}: cannot write: "
                              f"{exc.strerror or exc}") from None
@@ -170,7 +173,6 @@ def _replace(path: Path, text: str, mode: int) -> None:
             stream.flush()
             # The descriptor, not the name: the name may be another file by now.
             os.fchmod(stream.fileno(), mode)
-            os.fsync(stream.fileno())
         os.replace(temporary, path)
     except OSError as exc:
         with contextlib.suppress(OSError):

@@ -166,9 +166,12 @@ class StateDir:
             raise ValueError("too large")
         return data
 
-    def write_atomic(self, name: str, data: bytes, mode: int = 0o600) -> None:
-        """Replace ``name`` with ``data`` whole: a temporary file, fsync, rename, fsync of the
-        directory, so that a crash leaves the old file or the new one, never an empty one."""
+    def write_atomic(self, name: str, data: bytes, mode: int = 0o600, *,
+                     durable: bool = True) -> None:
+        """Replace ``name`` with ``data`` whole: a temporary file, renamed over it. ``durable``:
+        fsync the file before and the directory after the rename, so that a crash leaves the
+        old file or the new one, never an empty one (a few milliseconds on a disk, nothing on
+        the tmpfs of ``/run``)."""
         temporary = f".{name}.{os.getpid()}.{secrets.token_hex(4)}"
         fd = self.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
         try:
@@ -177,7 +180,8 @@ class StateDir:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
-                os.fsync(fd)
+                if durable:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
             self.rename(temporary, name)
@@ -185,7 +189,7 @@ class StateDir:
             with contextlib.suppress(OSError):
                 self.unlink(temporary)
             raise
-        if self.fd is not None:
+        if durable and self.fd is not None:
             with contextlib.suppress(OSError):  # not every file system syncs a directory
                 os.fsync(self.fd)
 
