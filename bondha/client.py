@@ -8,14 +8,15 @@ retried as :mod:`bondha.retry` allows; each answer becomes a model value or one
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
 import logging
 import ssl
 import time
-from collections.abc import Collection, Iterator
-from typing import Any, Callable
+from collections.abc import Awaitable, Collection, Iterator
+from typing import Any, Callable, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import attrs
@@ -31,6 +32,7 @@ from .errors import (
     TransportError,
 )
 from .model import Kind, ObjectRef, RoutingObject
+from .printable import bounded
 from .responses import (
     Where,
     decode,
@@ -43,13 +45,20 @@ from .responses import (
     shape,
 )
 from .retry import RetryPolicy
-from .transport import default_transport
+from .transport import AnswerTooLarge, Lanes, default_transport
 
 __all__ = ["DEFAULT_POOL_SIZE", "ApiClient", "Counters", "client_for"]
 
 DEFAULT_POOL_SIZE = HaSettings().pool_size  # one definition: the [bondha] default
+DEFAULT_MAX_BODY = HaSettings().max_body
+DEFAULT_MAX_PAGES = HaSettings().max_pages
 _READ_ATTEMPTS = retry.UNTIL_DEADLINE
+# Without a run's deadline (a library caller, discover), one request and its whole answer
+# take at most this many read timeouts: a server that trickles must still end.
+_TIMEOUTS_PER_EXCHANGE = 3
+_SLICE = 0.05  # seconds between guard calls while a request waits (other transports)
 log = logging.getLogger("bondha.client")
+T = TypeVar("T")
 
 
 @attrs.define
@@ -77,8 +86,14 @@ class ApiClient:
         transport: httpx.AsyncBaseTransport | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
         guard: Callable[[], None] | None = None,
+        max_body: int = DEFAULT_MAX_BODY,
+        max_pages: int = DEFAULT_MAX_PAGES,
     ) -> None:
         self.settings = settings
+        # The most bytes of one answer (of all pages, for a paginated list) and the most
+        # pages of one list: a broken or hostile server must not fill the memory.
+        self.max_body = max_body
+        self.max_pages = max_pages
         # Called before every write and during retry waits; raises (Superseded) to stop a
         # run that a newer keepalived event or a shutdown has taken over.
         self.guard = guard
@@ -92,7 +107,7 @@ class ApiClient:
         # nothing bondha needs (docs/performance.md). The transport seam stays httpx's.
         self._headers = httpx.Headers({"Accept": "application/json", "User-Agent": "bondha",
                                        "Authorization": f"Basic {token.decode('ascii')}"})
-        self._transport = transport or default_transport(settings, pool_size)
+        self._transport = transport or default_transport(settings, pool_size, max_body)
         self._urls: dict[str, httpx.URL] = {}
 
     async def __aenter__(self) -> ApiClient:
@@ -183,12 +198,21 @@ class ApiClient:
         next_url: str | None = url
         items: list[Any] = []
         seen: set[str] = set()
+        sizes: list[int] = []
         with self._scrubbed():  # the links are the server's text
             while next_url is not None:
                 if next_url in seen:
-                    raise BadResponse(f"{describe(where)}: pagination loops at {next_url}")
+                    raise BadResponse(f"{describe(where)}: pagination loops at "
+                                      f"{bounded(next_url)}")
+                if len(seen) >= self.max_pages:
+                    raise BadResponse(f"{describe(where)}: more than {self.max_pages} pages "
+                                      "([bondha] max_pages); is the server paginating without "
+                                      "end?")
                 seen.add(next_url)
-                body = await self._call("GET", next_url, where)
+                body = await self._call("GET", next_url, where, sizes=sizes)
+                if sum(sizes) > self.max_body:
+                    raise BadResponse(f"{describe(where)}: the pages add up to more than "
+                                      f"{self.max_body} bytes ([bondha] max_body)")
                 page, next_url = self._page(body, describe(where), next_url)
                 items.extend(page)
         return items
@@ -208,20 +232,21 @@ class ApiClient:
         absolute = urljoin(url, next_url)
         # Credentials go with every request: never follow a link off the configured server.
         if urlsplit(absolute)[:2] != urlsplit(self.settings.base_url)[:2]:
-            raise BadResponse(f"{where}: 'next' points off the management server ({absolute})")
+            raise BadResponse(f"{where}: 'next' points off the management server "
+                              f"({bounded(absolute)})")
         return body["results"], absolute
 
     # -- one request ----------------------------------------------------------
 
     async def _call(self, method: str, url: str, where: Where,
-                    body: dict[str, Any] | None = None) -> Any:
+                    body: dict[str, Any] | None = None, sizes: list[int] | None = None) -> Any:
         what = f"{method} {describe(where)}"
         policy = self.policy
         if method == "GET" and policy.deadline_at is not None:
             # A read changes nothing: retry it until the deadline, not just `attempts` times.
             policy = attrs.evolve(policy, attempts=_READ_ATTEMPTS)
-        return await retry.call(policy, what, lambda: self._once(method, url, where, body),
-                                self.guard)
+        return await retry.call(policy, what,
+                                lambda: self._once(method, url, where, body, sizes), self.guard)
 
     def _timeout(self) -> float:
         remaining = self.policy.remaining()
@@ -229,9 +254,11 @@ class ApiClient:
             self.settings.timeout, remaining))
 
     async def _once(self, method: str, url: str, where: Where,
-                    body: dict[str, Any] | None) -> Any:
+                    body: dict[str, Any] | None, sizes: list[int] | None = None) -> Any:
         with self._scrubbed():
             response = await self._send(method, url, where, body)
+            if sizes is not None:
+                sizes.append(len(response.content))
             return decode(response, method, where, self.settings.user)
 
     @contextlib.contextmanager
@@ -253,28 +280,61 @@ class ApiClient:
         parsed = self._urls.get(url)
         if parsed is None:  # parsing a URL costs more than sending it; a run repeats each
             parsed = self._urls[url] = httpx.URL(url)
+        deadline = self.policy.deadline_at
+        if deadline is None:
+            deadline = time.monotonic() + _TIMEOUTS_PER_EXCHANGE * self.settings.timeout
+        # The deadline bounds the whole exchange, not each read: a server that trickles a
+        # byte per read timeout must not hold the run (and the apply lock) past it.
         request = httpx.Request(method, parsed, headers=self._headers, json=body, extensions={
             "timeout": {"connect": timeout, "read": timeout, "write": timeout,
-                        "pool": timeout}})
-        response = await self._transport.handle_async_request(request)
-        try:
+                        "pool": timeout},
+            "bondha.deadline": deadline, "bondha.interrupt": self.guard})
+        if isinstance(self._transport, Lanes):  # bounds its waits itself, at less cost
+            response = await self._transport.handle_async_request(request)
             await response.aread()
-        finally:
-            await response.aclose()
+        else:
+            response = await _bounded(self._read_whole(request), deadline, self.guard)
         response.request = request
         return response
+
+    async def _read_whole(self, request: httpx.Request) -> httpx.Response:
+        """Another transport's answer, read up to ``max_body`` bytes."""
+        response = await self._transport.handle_async_request(request)
+        try:
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.max_body:
+                raise AnswerTooLarge(self.max_body)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_raw():
+                size += len(chunk)
+                if size > self.max_body:
+                    raise AnswerTooLarge(self.max_body)
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        headers = [(name, value) for name, value in response.headers.multi_items()
+                   if name.lower() not in ("content-encoding", "transfer-encoding")]
+        return httpx.Response(response.status_code, headers=headers, content=b"".join(chunks),
+                              extensions=response.extensions)
 
     async def _send(self, method: str, url: str, where: Where,
                     body: dict[str, Any] | None) -> httpx.Response:
         """One request; a failure to get any answer becomes a TransportError."""
+        if self.guard is not None:
+            self.guard()  # before reads too: a superseded run stops reading at once
+        if self.policy.remaining() == 0:
+            raise TransportError(f"{method} {describe(where)}: not sent: the run's deadline "
+                                 "([bondha] deadline) has passed", url=url)
         if method in ("GET", "OPTIONS", "HEAD"):
             self.counters.reads += 1
         else:
-            if self.guard is not None:
-                self.guard()
             self.counters.writes += 1
         try:
             return _without_secrets(await self._exchange(method, url, body), self._secrets)
+        except AnswerTooLarge as exc:
+            raise BadResponse(f"{method} {describe(where)}: {exc} ([bondha] max_body); not "
+                              "read further", url=url) from None
         except httpx.TimeoutException as exc:
             raise TransportError(
                 f"{method} {describe(where)}: no answer from {origin(url)} in time "
@@ -300,6 +360,29 @@ class ApiClient:
         except httpx.InvalidURL as exc:  # not an HTTPError: a hostile 'next' link can cause it
             raise BadResponse(f"{method} {describe(where)}: unusable URL {url!r}: "
                               f"{one_line(str(exc))}", url=url) from None
+
+
+async def _bounded(aw: Awaitable[T], deadline: float,
+                   interrupt: Callable[[], None] | None) -> T:
+    """``aw`` within ``deadline`` (httpx's ReadTimeout after it), calling ``interrupt``
+    every :data:`_SLICE` seconds meanwhile: for transports other than the lanes."""
+    task = asyncio.ensure_future(aw)
+    try:
+        while True:
+            if interrupt is not None:
+                interrupt()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise httpx.ReadTimeout("no whole answer before the deadline")
+            done, _ = await asyncio.wait({task}, timeout=min(_SLICE, left)
+                                         if interrupt is not None else left)
+            if done:
+                return task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
 
 def _secret_forms(settings: ApiSettings) -> tuple[str, ...]:
@@ -362,5 +445,6 @@ def client_for(config: Config, transport: httpx.AsyncBaseTransport | None = None
                          max_delay=min(RetryPolicy.max_delay_default, config.ha.deadline / 4),
                          deadline_at=time.monotonic() + config.ha.deadline)
     return ApiClient(config.api, policy=policy, transport=transport,
-                     pool_size=pool_size or config.ha.pool_size, guard=guard)
+                     pool_size=pool_size or config.ha.pool_size, guard=guard,
+                     max_body=config.ha.max_body, max_pages=config.ha.max_pages)
 

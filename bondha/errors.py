@@ -19,7 +19,8 @@ never contains a password or an Authorization header::
     │   │   └── HandshakeError     no TLS handshake (https to a plain-http port): not retried
     │   └── BadResponse        a body that is not the JSON that was expected
     ├── StateError             the state directory cannot be used (lock, event file)
-    │   └── StateOwnerError    root ran what the hook's user should run          exit 2
+    │   ├── StateOwnerError    root ran what the hook's user should run          exit 2
+    │   └── StateDirError      the directory itself is unusable or unsafe        exit 2
     ├── Superseded             a newer keepalived event (or shutdown) took over   exit 0
     └── ApplyError             writes started but the pair did not converge   exit 1
                                (carries the Result: what was and was not done)
@@ -75,6 +76,13 @@ class StateOwnerError(StateError):
     exit_code = 2
 
 
+class StateDirError(StateError):
+    """The state directory cannot be used at all (cannot be made, unsafe owner or mode): a
+    local problem of the set-up, like a config error."""
+
+    exit_code = 2
+
+
 class Superseded(BondhaError):
     """A newer keepalived event, or a shutdown, took over: this run stopped before its next write.
 
@@ -104,6 +112,8 @@ class ApiError(BondhaError):
         self.ref = ref
         self.url = url
         self.retry_after = retry_after
+        #: Requests the run had made when this ended it (set by the reconciler), for the records.
+        self.requests = 0
 
 
 class RefusedError(ApiError):

@@ -15,7 +15,9 @@ import logging.handlers
 import os
 import sys
 
-__all__ = ["REPORTED", "setup_logging"]
+from .printable import printable
+
+__all__ = ["REPORTED", "PrintableFilter", "setup_logging"]
 
 SYSLOG_SOCKET = "/dev/log"
 SYSLOG_ENV = "BONDHA_SYSLOG"  # "0" or "1" overrides the terminal guess (tests, containers)
@@ -24,6 +26,18 @@ REPORTED = {"reported": True}
 
 def _not_reported(record: logging.LogRecord) -> bool:
     return not getattr(record, "reported", False)
+
+
+class PrintableFilter(logging.Filter):
+    """Escape control characters in every message: a server's text or keepalived's arguments
+    must not forge a log line (a newline) or drive the terminal (``ESC``, C1)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        shown = printable(message)
+        if shown is not message:
+            record.msg, record.args = shown, None
+        return True
 
 
 def setup_logging(verbosity: int = 0, *, syslog: bool | None = None,
@@ -43,6 +57,7 @@ def setup_logging(verbosity: int = 0, *, syslog: bool | None = None,
     stderr.setFormatter(logging.Formatter("bondha: %(levelname)s: %(message)s"))
     if report_on_stdout and verbosity <= 0 and _terminal(sys.stdout) and _terminal(sys.stderr):
         stderr.addFilter(_not_reported)
+    stderr.addFilter(PrintableFilter())
     logger.addHandler(stderr)
     if syslog is None:
         wanted = os.environ.get(SYSLOG_ENV, "").strip().lower()
@@ -54,6 +69,7 @@ def setup_logging(verbosity: int = 0, *, syslog: bool | None = None,
         except OSError:
             return  # no syslog daemon listening: stderr alone
         handler.setFormatter(logging.Formatter("bondha[%(process)d]: %(message)s"))
+        handler.addFilter(PrintableFilter())
         logger.addHandler(handler)
     logger.propagate = False
 

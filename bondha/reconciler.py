@@ -81,6 +81,9 @@ async def areconcile(
     async with client_for(config, transport, pool_size, guard) as api:
         try:
             return await _rounds(api, config, role, dry_run, started)
+        except ApiError as exc:  # no Result to carry them: the records still count the requests
+            exc.requests = api.counters.reads + api.counters.writes
+            raise
         except Superseded as exc:
             log.warning("%s", exc)
             return Result(Plan(role, config.pair.side(role).bond_id), superseded=str(exc),

@@ -23,6 +23,7 @@ from .errors import (
     ServerError,
 )
 from .model import Kind, ObjectRef, RoutingObject
+from .printable import printable
 
 __all__ = ["Where", "body_hint", "decode", "describe", "error_for", "item_id", "one_line",
            "origin", "parse_object", "shape"]
@@ -100,7 +101,8 @@ def parse_object(data: Any, bond_id: int, kind: Kind,
     address = data.get(kind.address_field)
     if address is not None and not isinstance(address, str):
         raise BadResponse(f"{ref}: '{kind.address_field}' is {shape(address)}, not text", ref=ref)
-    return RoutingObject(ref, enabled, address or None)
+    # The server's text: escaped here, so that no view can print a control character.
+    return RoutingObject(ref, enabled, printable(address) if address else None)
 
 
 def _detail(response: httpx.Response) -> str:
@@ -163,7 +165,7 @@ def shape(value: Any) -> str:
 
 
 def one_line(text: str) -> str:
-    return " ".join(text.split())[:200]
+    return printable(" ".join(text[:1000].split())[:200])
 
 
 def origin(url: str) -> str:

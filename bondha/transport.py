@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
 import urllib.request
+from typing import Callable
 from urllib.parse import urlsplit
 
 import h11
@@ -29,9 +31,26 @@ import httpx
 from .config import ApiSettings
 from .config.secrets import load_ca_bundle
 
-__all__ = ["Lanes", "default_transport", "tls_context"]
+__all__ = ["DEFAULT_MAX_BODY", "AnswerTooLarge", "Lanes", "default_transport", "tls_context"]
 
 _READ_SIZE = 65536
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+_SLICE = 0.05  # seconds between calls of a request's interrupt while it waits
+
+
+class AnswerTooLarge(Exception):
+    """The answer's body is larger than the transport's ``max_body``: not read further."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the answer is larger than {limit} bytes")
+        self.limit = limit
+
+
+def _content_length(head: h11.Response) -> int | None:
+    for name, value in head.headers:
+        if name == b"content-length":
+            return int(value)  # h11 has checked that it is a number
+    return None
 
 
 class _Stale(Exception):
@@ -48,12 +67,53 @@ class _Connection:
         return self.protocol.our_state is h11.DONE and self.protocol.their_state is h11.DONE
 
 
-class Lanes(httpx.AsyncBaseTransport):
-    """At most ``size`` keep-alive connections; ``tls`` for ``https://`` URLs."""
+class _Clock:
+    """The waits of one exchange: each within its own timeout, all within the deadline."""
 
-    def __init__(self, size: int, tls: ssl.SSLContext) -> None:
+    __slots__ = ("deadline", "interrupt")
+
+    def __init__(self, request: httpx.Request) -> None:
+        self.deadline: float | None = request.extensions.get("bondha.deadline")
+        self.interrupt: Callable[[], None] | None = request.extensions.get(
+            "bondha.interrupt")
+
+    def limit(self, timeout: float | None) -> float | None:
+        """``timeout``, shortened to what is left before the deadline."""
+        if self.deadline is None:
+            return timeout
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise asyncio.TimeoutError
+        return left if timeout is None else min(timeout, left)
+
+    async def read(self, reader: asyncio.StreamReader, timeout: float | None) -> bytes:
+        limit = self.limit(timeout)
+        if self.interrupt is None:
+            return await asyncio.wait_for(reader.read(_READ_SIZE), limit)
+        end = None if limit is None else time.monotonic() + limit
+        first = True
+        while True:
+            if not first:  # the client called it just before sending: not again at once
+                self.interrupt()
+            first = False
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                raise asyncio.TimeoutError
+            # A read cancelled while it waits takes nothing from the buffer: slicing is safe.
+            with contextlib.suppress(asyncio.TimeoutError):
+                return await asyncio.wait_for(reader.read(_READ_SIZE),
+                                              _SLICE if left is None else min(_SLICE, left))
+
+
+class Lanes(httpx.AsyncBaseTransport):
+    """At most ``size`` keep-alive connections; ``tls`` for ``https://`` URLs; answers of
+    at most ``max_body`` bytes."""
+
+    def __init__(self, size: int, tls: ssl.SSLContext,
+                 max_body: int = DEFAULT_MAX_BODY) -> None:
         self._size = size
         self._tls = tls
+        self._max_body = max_body
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()
         self._gate: asyncio.Semaphore | None = None  # made in the running loop (Python 3.9)
@@ -62,17 +122,18 @@ class Lanes(httpx.AsyncBaseTransport):
         if self._gate is None:
             self._gate = asyncio.Semaphore(self._size)
         timeouts = request.extensions.get("timeout", {})
+        clock = _Clock(request)
         async with self._gate:
             connection = self._idle.pop() if self._idle else None
             try:
                 if connection is not None:
                     try:
-                        return await self._exchange(connection, request, timeouts)
+                        return await self._exchange(connection, request, timeouts, clock)
                     except _Stale:
                         self._discard(connection)
-                connection = await self._connect(request.url, timeouts.get("connect"))
+                connection = await self._connect(request.url, timeouts.get("connect"), clock)
                 try:
-                    return await self._exchange(connection, request, timeouts)
+                    return await self._exchange(connection, request, timeouts, clock)
                 except _Stale:
                     raise httpx.RemoteProtocolError(
                         "server closed the connection without answering") from None
@@ -81,13 +142,16 @@ class Lanes(httpx.AsyncBaseTransport):
                     self._discard(connection)
                 raise
 
-    async def _connect(self, url: httpx.URL, timeout: float | None) -> _Connection:
+    async def _connect(self, url: httpx.URL, timeout: float | None,
+                       clock: _Clock) -> _Connection:
         secure = url.scheme == "https"
         port = url.port or (443 if secure else 80)
         try:
+            if clock.interrupt is not None:
+                clock.interrupt()
             reader, writer = await asyncio.wait_for(asyncio.open_connection(
                 url.host, port, ssl=self._tls if secure else None,
-                server_hostname=url.host if secure else None), timeout)
+                server_hostname=url.host if secure else None), clock.limit(timeout))
         except asyncio.TimeoutError:
             raise httpx.ConnectTimeout("connection timed out") from None
         except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
@@ -97,11 +161,12 @@ class Lanes(httpx.AsyncBaseTransport):
         return connection
 
     async def _exchange(self, connection: _Connection, request: httpx.Request,
-                        timeouts: dict[str, float | None]) -> httpx.Response:
+                        timeouts: dict[str, float | None], clock: _Clock) -> httpx.Response:
         """One request and its whole answer; httpx's exceptions for what goes wrong."""
         try:
-            await self._send(connection, request, timeouts.get("write"))
-            head, body = await self._receive(connection, timeouts.get("read"))
+            await self._send(connection, request, clock.limit(timeouts.get("write")))
+            head, body = await self._receive(connection, timeouts.get("read"), clock,
+                                             self._max_body)
         except asyncio.TimeoutError:
             raise httpx.ReadTimeout("no answer in time") from None
         except OSError as exc:
@@ -133,17 +198,18 @@ class Lanes(httpx.AsyncBaseTransport):
             raise _Stale from exc
 
     @staticmethod
-    async def _receive(connection: _Connection,
-                       timeout: float | None) -> tuple[h11.Response, bytes]:
+    async def _receive(connection: _Connection, timeout: float | None, clock: _Clock,
+                       max_body: int) -> tuple[h11.Response, bytes]:
         protocol = connection.protocol
         head: h11.Response | None = None
         chunks: list[bytes] = []
+        size = 0
         answered = False
         while True:
             event = protocol.next_event()
             if event is h11.NEED_DATA:
                 try:
-                    raw = await asyncio.wait_for(connection.reader.read(_READ_SIZE), timeout)
+                    raw = await clock.read(connection.reader, timeout)
                 except ConnectionResetError as exc:
                     if answered:
                         raise
@@ -154,7 +220,13 @@ class Lanes(httpx.AsyncBaseTransport):
                 protocol.receive_data(raw)
             elif isinstance(event, h11.Response):
                 head = event
+                declared = _content_length(head)
+                if declared is not None and declared > max_body:
+                    raise AnswerTooLarge(max_body)  # refused before a byte of it is read
             elif isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > max_body:  # chunked without end, or more than declared
+                    raise AnswerTooLarge(max_body)
                 chunks.append(bytes(event.data))
             elif isinstance(event, h11.EndOfMessage) and head is not None:
                 return head, b"".join(chunks)
@@ -175,7 +247,8 @@ class Lanes(httpx.AsyncBaseTransport):
                 await connection.writer.wait_closed()
 
 
-def default_transport(settings: ApiSettings, pool_size: int) -> httpx.AsyncBaseTransport:
+def default_transport(settings: ApiSettings, pool_size: int,
+                      max_body: int = DEFAULT_MAX_BODY) -> httpx.AsyncBaseTransport:
     """Our lean lanes, unless the environment (``HTTPS_PROXY`` and friends, as curl and httpx
     read them) routes the server through a proxy: then httpx's own transport, via the proxy."""
     parts = urlsplit(settings.base_url)
@@ -185,7 +258,7 @@ def default_transport(settings: ApiSettings, pool_size: int) -> httpx.AsyncBaseT
         limits = httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
         return httpx.AsyncHTTPTransport(verify=tls_context(settings), limits=limits,
                                         proxy=proxy)
-    return Lanes(pool_size, tls_context(settings))
+    return Lanes(pool_size, tls_context(settings), max_body)
 
 
 def tls_context(settings: ApiSettings) -> ssl.SSLContext:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -58,9 +60,49 @@ def load_bond_ids(path: str | os.PathLike[str], flags: Mapping[Role, str]) -> di
     return parse_bond_ids(_read_text(source), source, flags)
 
 
+MAX_CONFIG_BYTES = 1024 * 1024  # a pair of 600 addresses takes about 10 KB
+
+
+def _read_config_bytes(source: Path) -> bytes:
+    """The file's bytes: a regular file of at most :data:`MAX_CONFIG_BYTES`, opened without
+    blocking, so that ``/dev/zero``, a FIFO or a huge file is an error, not a hang."""
+    fd = os.open(source, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory")
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(f"{source}: not a regular file ({_file_kind(info.st_mode)}); "
+                              "name the config file itself")
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{source}: {info.st_size} bytes, larger than a config file can "
+                              f"be ({MAX_CONFIG_BYTES} bytes at most)")
+        chunks: list[bytes] = []
+        size = 0
+        while True:  # a file that grows while being read is cut off at the limit as well
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > MAX_CONFIG_BYTES:
+                raise ConfigError(f"{source}: larger than a config file can be "
+                                  f"({MAX_CONFIG_BYTES} bytes at most)")
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
 def _read_text(source: Path) -> str:
     try:
-        data = source.read_bytes()
+        data = _read_config_bytes(source)
     except FileNotFoundError:
         raise ConfigError(f"{source}: config file not found") from None
     except IsADirectoryError:

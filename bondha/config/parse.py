@@ -46,9 +46,11 @@ from .values import (
     as_delay,
     as_disable_failure_policy,
     as_interval,
+    as_max_pages,
     as_path,
     as_pool_size,
     as_positive_id,
+    as_size,
     as_timeout,
     convert_value,
     is_loopback,
@@ -394,6 +396,12 @@ def _read_ha(report: Report, values: Values) -> HaSettings:
             _HA_DEFAULTS.allow_readable_secrets, section=HA,
         ),
         metrics_file=_metrics_file(report, values),
+        max_body=optional(
+            report, values, "max_body", as_size, _HA_DEFAULTS.max_body, section=HA
+        ),
+        max_pages=optional(
+            report, values, "max_pages", as_max_pages, _HA_DEFAULTS.max_pages, section=HA
+        ),
         float_unpaired=optional(
             report, values, "float_unpaired", as_boolean, _HA_DEFAULTS.float_unpaired,
             section=HA,

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 from .ini import ADMIN, MAX_ID_DIGITS, Report, Value, Values
 from .settings import API_VERSIONS
 
-__all__ = ["DISABLE_FAILURE_POLICIES", "INSTANCE_NAME", "Invalid", "as_api_version",
-           "as_attempts", "as_base_url", "as_boolean", "as_delay", "as_disable_failure_policy",
-           "as_interval", "as_path", "as_pool_size", "as_positive_id", "as_seconds",
+__all__ = ["DISABLE_FAILURE_POLICIES", "INSTANCE_NAME", "Invalid", "as_api_version", "as_attempts",
+           "as_base_url", "as_boolean", "as_delay", "as_disable_failure_policy", "as_interval",
+           "as_max_pages", "as_path", "as_pool_size", "as_positive_id", "as_seconds", "as_size",
            "as_timeout", "convert_value", "is_loopback", "optional", "required"]
 
 class Invalid(Exception):
@@ -208,6 +208,28 @@ def as_pool_size(text: str) -> int:
     number = as_attempts(text)
     if number > 100:
         raise Invalid("must be 100 or less; a management server is no load-test target")
+    return number
+
+
+_SIZE = re.compile(r"([0-9]{1,10})\s*(k|kib|m|mib)?", re.IGNORECASE)
+
+
+def as_size(text: str) -> int:
+    """Bytes, or KiB/MiB with a suffix: ``8M``, ``8 MiB``, ``512k``, ``65536``."""
+    match = _SIZE.fullmatch(text)
+    if not match:
+        raise Invalid("not a size (e.g. 8M, 512k or a number of bytes)")
+    unit = {"": 1, "k": 1024, "m": 1024 * 1024}[(match.group(2) or "")[:1].lower()]
+    size = int(match.group(1)) * unit
+    if not 64 * 1024 <= size <= 1024 ** 3:
+        raise Invalid("must be from 64k to 1024M")
+    return size
+
+
+def as_max_pages(text: str) -> int:
+    number = as_attempts(text)
+    if number > 1_000_000:
+        raise Invalid("must be 1000000 or less")
     return number
 
 

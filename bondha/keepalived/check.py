@@ -353,4 +353,24 @@ def check_keepalived_file(
             Finding(Level.ERROR, notify.line, problem)
             for problem in check_script_file(notify.args[0], user_is_root=run_as in (None, "root"))
         )
+    if fifo:
+        findings.extend(_fifo_findings(fifo))
     return sorted(findings, key=lambda f: f.line or 0)
+
+
+def _fifo_findings(fifo: str) -> list[Finding]:
+    """The FIFO itself: keepalived creates a missing one with mode 0644, readable by anyone."""
+    from ..securepath import fifo_problem
+
+    try:
+        info = os.lstat(fifo)
+    except FileNotFoundError:
+        return [Finding(Level.WARNING, None, f"notify FIFO {fifo} does not exist yet: start "
+                        "bondha daemon before keepalived, so that it creates it (mode 0600); "
+                        "keepalived would make it with mode 0644, and another reader steals "
+                        "its lines")]
+    except OSError as exc:
+        return [Finding(Level.ERROR, None, f"notify FIFO {fifo}: {exc.strerror or exc}")]
+    # The owner is the daemon's user, which need not be the user running check.
+    problem = fifo_problem(info, uid=info.st_uid)
+    return [Finding(Level.ERROR, None, f"notify FIFO {fifo}: {problem}")] if problem else []

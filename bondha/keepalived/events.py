@@ -14,11 +14,15 @@ import attrs
 
 from ..errors import UsageError
 from ..model import Role
+from ..printable import bounded
 
-__all__ = ["MASTER_PRIORITY", "Event", "State", "bonder_of_priority", "parse_fifo_line",
-           "parse_notify_args", "role_for"]
+__all__ = ["MASTER_PRIORITY", "MAX_NAME", "Event", "State", "bonder_of_priority",
+           "parse_fifo_line", "parse_notify_args", "role_for"]
 
 MASTER_PRIORITY = 10
+#: The longest TYPE or NAME taken from keepalived: its own names are short; a longer one
+#: would bloat every record (and the journal's rotation) for nothing.
+MAX_NAME = 256
 
 
 def bonder_of_priority(priority: int) -> Role:
@@ -47,7 +51,10 @@ class Event:
     priority: int
 
     def __str__(self) -> str:
-        return f"{self.type} {self.name} {self.state.value} {self.priority}"
+        """The stored form: a notify_fifo line that :func:`parse_fifo_line` reads back to
+        this very event, whatever quotes or spaces the name holds."""
+        return (f"{shlex.quote(self.type)} {shlex.quote(self.name)} {self.state.value} "
+                f"{self.priority}")
 
     @property
     def role(self) -> Role | None:
@@ -63,6 +70,10 @@ def parse_notify_args(args: Sequence[str]) -> Event:
     kind, name, state_text, priority_text = (a.strip() for a in args)
     if not kind or not name:
         raise UsageError("notify: TYPE and NAME must not be empty")
+    for what, text in (("TYPE", kind), ("NAME", name)):
+        if len(text) > MAX_NAME or "\x00" in text:
+            raise UsageError(f"notify: {what} {bounded(text, 40)!r} is not a keepalived name "
+                             f"({len(text)} characters; at most {MAX_NAME}, no NUL)")
     try:
         state = State(state_text.upper())
     except ValueError:

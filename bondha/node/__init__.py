@@ -3,5 +3,6 @@
 :mod:`.statedir` (the node's lock and its newest event), :mod:`.transition` (one keepalived
 event into one reconcile), :mod:`.daemon` (following notify_fifo), and the records:
 :mod:`.journal`, :mod:`.metrics`, :mod:`.publish` (both after each record) and
-:mod:`.history` (``status --local``).
+:mod:`.history` (``status --local``). :mod:`bondha.securepath` checks that no other user can
+swap the state directory or the FIFO.
 """

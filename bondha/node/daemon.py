@@ -20,7 +20,6 @@ import os
 import queue
 import select
 import signal
-import stat
 import threading
 import time
 from pathlib import Path
@@ -30,14 +29,16 @@ import httpx
 
 from ..config import Config, load_config
 from ..config.load import checked
-from ..errors import BondhaError, ConfigError, StateError, UsageError
+from ..errors import BondhaError, ConfigError, StateDirError, StateError, UsageError
 from ..keepalived.events import Event, parse_fifo_line
 from ..model import Role
+from ..printable import bounded
 from ..result import Result
+from ..securepath import UnsafePath, check_parents, fifo_problem
 from .statedir import StateDir, Ticket
 from .transition import apply_transition, open_state_dir, record_event
 
-__all__ = ["RETRY_AFTER_FAILURE", "Daemon", "ensure_fifo", "run_daemon"]
+__all__ = ["RETRY_AFTER_FAILURE", "Daemon", "ensure_fifo", "fifo_problem", "run_daemon"]
 
 log = logging.getLogger("bondha")
 
@@ -49,7 +50,20 @@ _MAX_LINE = 4096  # a line longer than this is not keepalived talking
 
 
 def ensure_fifo(path: Path) -> None:
-    """Create the FIFO (mode 0600) if absent; refuse anything else at that path."""
+    """Create the FIFO (mode 0600) if absent; refuse anything else at that path.
+
+    Refused: a FIFO another user owns (they choose who else may read it), one that group or
+    others may read (another reader steals keepalived's lines: the daemon never sees them)
+    or write (forges them), one in a directory another user could replace it in. keepalived
+    creates a missing FIFO with mode 0644: start the daemon first, so that it makes it.
+    """
+    try:
+        check_parents(path)
+    except UnsafePath as exc:
+        raise StateDirError(f"notify FIFO {path}: {exc}; put it in a directory of its own "
+                            "(mode 0700), such as the state directory") from None
+    except OSError as exc:
+        raise StateDirError(f"notify FIFO {path}: {exc.strerror or exc}") from None
     try:
         info = os.lstat(path)
     except FileNotFoundError:
@@ -57,18 +71,15 @@ def ensure_fifo(path: Path) -> None:
             os.mkfifo(path, 0o600)
             os.chmod(path, 0o600)  # whatever the umask
         except OSError as exc:
-            raise StateError(f"notify FIFO {path}: cannot create it: "
-                             f"{exc.strerror or exc}") from None
+            raise StateDirError(f"notify FIFO {path}: cannot create it: "
+                                f"{exc.strerror or exc}") from None
         log.info("created the notify FIFO %s (mode 0600)", path)
         return
     except OSError as exc:
-        raise StateError(f"notify FIFO {path}: {exc.strerror or exc}") from None
-    if not stat.S_ISFIFO(info.st_mode):
-        raise StateError(f"notify FIFO {path}: exists and is not a FIFO")
-    if info.st_mode & 0o002:
-        raise StateError(f"notify FIFO {path}: anyone may write to it (mode "
-                         f"{stat.S_IMODE(info.st_mode):04o}) and so fail the pair over; "
-                         "chmod 600 it")
+        raise StateDirError(f"notify FIFO {path}: {exc.strerror or exc}") from None
+    problem = fifo_problem(info)
+    if problem:
+        raise StateDirError(f"notify FIFO {path}: {problem}")
 
 
 class Daemon:
@@ -262,10 +273,8 @@ class Daemon:
 
     def _read_fifo(self) -> None:
         while not self._stop.is_set():
-            try:
-                fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-            except OSError as exc:
-                log.error("notify FIFO %s: cannot open: %s", self.fifo, exc.strerror or exc)
+            fd = self._open_fifo()
+            if fd is None:
                 self._stop.wait(1.0)
                 continue
             try:
@@ -273,29 +282,56 @@ class Daemon:
             finally:
                 os.close(fd)
 
+    def _open_fifo(self) -> int | None:
+        """The FIFO, opened and checked again (it may have been re-created); None: not now."""
+        try:
+            fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            try:
+                ensure_fifo(self.fifo)  # removed: make it again, ours
+            except StateError as exc:
+                log.error("%s", exc)
+            return None
+        except OSError as exc:
+            log.error("notify FIFO %s: cannot open: %s", self.fifo, exc.strerror or exc)
+            return None
+        problem = fifo_problem(os.fstat(fd))
+        if problem:
+            os.close(fd)
+            log.error("notify FIFO %s: %s; not read", self.fifo, problem)
+            return None
+        return fd
+
+    def _replaced(self, fd: int) -> bool:
+        """True when the path now names another file than ``fd`` (removed, re-created)."""
+        try:
+            now = os.stat(self.fifo, follow_symlinks=False)
+        except OSError:
+            return True
+        held = os.fstat(fd)
+        return (now.st_dev, now.st_ino) != (held.st_dev, held.st_ino)
+
     def _read_until_writer_closes(self, fd: int) -> None:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
-        pending = b""
+        framer = _LineFramer(self.fifo)
         while not self._stop.is_set():
             if not poller.poll(_TICK * 1000):
+                if self._replaced(fd):  # re-created while no writer had it open
+                    log.info("notify FIFO %s was replaced; opening the new one", self.fifo)
+                    return
                 continue
             try:
                 chunk = os.read(fd, 65536)
             except BlockingIOError:
                 continue
             if not chunk:  # every writer closed: reopen and wait for the next one
-                if pending:
-                    self._take_line(pending)
+                for line in framer.close():
+                    self._take_line(line)
                 log.debug("notify FIFO %s: writer closed; reopening", self.fifo)
                 return
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
+            for line in framer.feed(chunk):
                 self._take_line(line)
-            if len(pending) > _MAX_LINE:
-                self._take_line(pending)
-                pending = b""
 
     def _take_line(self, raw: bytes) -> None:
         """Parse, filter, record (which supersedes an older run at once) and queue a line."""
@@ -321,6 +357,56 @@ class Daemon:
             log.error("%s: event %s not recorded", exc, event)
             return
         self._events.put((event, ticket))
+
+
+class _LineFramer:
+    """Bytes in, lines out, each at most :data:`_MAX_LINE` bytes.
+
+    A longer line is not keepalived talking (another writer's garbage): it is dropped up to
+    its newline, with one warning quoting a bounded prefix. Such garbage usually has no
+    newline of its own, so keepalived's next line ends it: the last ``INSTANCE `` line in
+    the dropped bytes' tail is kept, so that the MASTER event written after the garbage is
+    not lost with it.
+    """
+
+    _SALVAGE = b"INSTANCE "
+
+    def __init__(self, fifo: Path) -> None:
+        self._fifo = fifo
+        self._pending = b""
+        self._discarding = False
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        lines: list[bytes] = []
+        data = self._pending + chunk
+        while True:
+            end = data.find(b"\n")
+            if end < 0:
+                break
+            if not self._discarding:
+                lines.append(data[:end])
+            else:
+                tail = data[max(0, end - _MAX_LINE):end]
+                start = tail.rfind(self._SALVAGE)
+                if start >= 0:
+                    lines.append(tail[start:])
+            self._discarding = False
+            data = data[end + 1:]
+        if len(data) > _MAX_LINE:
+            if not self._discarding:
+                log.warning("notify FIFO %s: a line of more than %d bytes (%s), not from "
+                            "keepalived: skipped up to its end", self._fifo, _MAX_LINE,
+                            bounded(data[:80].decode("utf-8", errors="replace"), 80))
+            self._discarding = True
+            data = data[-_MAX_LINE:]  # only the tail is kept: where keepalived's line starts
+        self._pending = data
+        return lines
+
+    def close(self) -> list[bytes]:
+        """The last line of a writer that closed without a newline."""
+        pending, self._pending = self._pending, b""
+        discarding, self._discarding = self._discarding, False
+        return [pending] if pending and not discarding else []
 
 
 def run_daemon(config_path: Path, fifo: Path | None = None) -> int:

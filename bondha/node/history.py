@@ -19,6 +19,7 @@ import attrs
 
 from ..errors import StateError, UsageError
 from ..keepalived.events import parse_fifo_line
+from ..printable import printable
 from ..status import NodeState
 from .journal import Journal, record_time
 from .statedir import StateDir, Ticket
@@ -99,16 +100,17 @@ class LocalStatus:
                                     break_on_hyphens=False)
         lines: list[str] = []
         if self.node is not None and self.last_event is not None:
-            lines += wrap.wrap(
+            lines += wrap.wrap(printable(
                 f"this node: keepalived {self.last_event.event} (event {self.last_event.seq} "
                 f"at {_when(self.last_event.at)}): the {self.node.expected_active.value} bond "
-                f"should be active")
+                f"should be active"))
         if not self.records:
-            lines += wrap.wrap(f"state directory {self.state_dir}: no records yet (no hook "
-                               "run and no daemon event on this node since it was made)")
+            lines += wrap.wrap(printable(
+                f"state directory {self.state_dir}: no records yet (no hook run and no daemon "
+                "event on this node since it was made)"))
             return "\n".join(lines)
-        lines += wrap.wrap(f"state directory {self.state_dir}: the last {len(self.records)} "
-                           f"of {self.kept} records")
+        lines += wrap.wrap(printable(f"state directory {self.state_dir}: the last "
+                                     f"{len(self.records)} of {self.kept} records"))
         detail = textwrap.TextWrapper(width=width, initial_indent=" " * 4,
                                       subsequent_indent=" " * 6, break_on_hyphens=False)
         for record in self.records:
@@ -116,9 +118,9 @@ class LocalStatus:
             body = textwrap.TextWrapper(width=width, initial_indent=head,
                                         subsequent_indent=" " * len(head),
                                         break_on_hyphens=False)
-            lines += body.wrap(_summary(record))
+            lines += body.wrap(printable(_summary(record)))
             for line in _details(record):
-                lines += detail.wrap(line)
+                lines += detail.wrap(printable(line))
         return "\n".join(lines)
 
 
@@ -161,6 +163,11 @@ def local_status(state_dir: Path, last: int = 10) -> LocalStatus:
     state = StateDir(state_dir)
     ticket = state.current()
     records = Journal(state).read()
-    node = None if ticket is None else _node_state(ticket, state.record_path)
+    node = None
+    if ticket is not None:
+        try:
+            node = _node_state(ticket, state.record_path)
+        except UsageError as exc:  # an event an older bondha stored unquoted: shown, not parsed
+            log.warning("%s; this node's keepalived state is unknown", exc)
     return LocalStatus(state_dir, ticket, node, tuple(records[-last:]) if last else (),
                        len(records))

@@ -86,7 +86,7 @@ def reconcile_record(pair: Pair, role: Role, *, source: str, trigger: str, ticke
         "planned": len(result.plan) if result else None,
         **after,
         "rounds": result.rounds if result else 0,
-        "requests": result.requests if result else 0,
+        "requests": result.requests if result else getattr(error, "requests", 0),
         "duration": round(result.seconds if result and result.seconds else seconds, 3),
         "failed": [f"{f.change}: {f.reason}" for f in result.failed] if result else [],
         "remaining": [str(c) for c in result.remaining] if result else [],
@@ -139,12 +139,12 @@ class Journal:
         line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         try:
             try:
-                size = self.path.stat().st_size
+                size = self.state.size(JOURNAL_NAME)
             except FileNotFoundError:
                 size = 0
             if size and size + len(line) > self.max_bytes:
-                os.replace(self.path, self.older_path)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self.state.rename(JOURNAL_NAME, self.older_path.name)
+            fd = self.state.open(JOURNAL_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 os.write(fd, line)
             finally:
@@ -158,9 +158,13 @@ class Journal:
         records: list[Record] = []
         for path in (self.older_path, self.path):
             try:
-                text = path.read_text(encoding="utf-8", errors="replace")
+                # Twice the bound: a file only this user writes, yet never read without one.
+                text = self.state.read_bytes(path.name, 2 * self.max_bytes + 65536).decode(
+                    "utf-8", errors="replace")
             except FileNotFoundError:
                 continue
+            except ValueError as exc:
+                raise StateError(f"{path}: not a journal: {exc}") from None
             except OSError as exc:
                 raise StateError(f"{path}: cannot read the records: "
                                  f"{exc.strerror or exc}") from None

@@ -24,6 +24,7 @@ import attrs
 from ..errors import StateError
 from ..files import replace_file
 from .journal import RESULTS, record_time
+from .statedir import StateDir
 
 __all__ = ["KEEPALIVED_STATES", "TOTALS_NAME", "Totals", "render_metrics", "write_textfile"]
 
@@ -78,18 +79,27 @@ class Totals:
     # -- kept in the state directory -------------------------------------------------------
 
     @classmethod
-    def load(cls, state_dir: Path) -> Totals:
+    def load(cls, state_dir: StateDir | Path) -> Totals:
         """The totals so far; a missing or unreadable file starts them again from zero
         (Prometheus takes a counter that starts again as a reset)."""
+        state = state_dir if isinstance(state_dir, StateDir) else StateDir(state_dir)
         try:
-            data = json.loads((state_dir / TOTALS_NAME).read_text(encoding="utf-8"))
+            data = json.loads(state.read_bytes(TOTALS_NAME, 1024 * 1024).decode("utf-8"))
             return cls(**{field.name: data[field.name] for field in attrs.fields(cls)
                           if field.name in data})
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError, RecursionError):
             return cls()
 
-    def save(self, state_dir: Path) -> None:
-        _replace(state_dir / TOTALS_NAME, json.dumps(attrs.asdict(self)), 0o600)
+    def save(self, state_dir: StateDir | Path) -> None:
+        state = state_dir if isinstance(state_dir, StateDir) else StateDir(state_dir)
+        try:
+            # Not fsynced: a file a crash left empty starts the counters again (a reset to
+            # Prometheus); the failover must not wait for the disk for them.
+            state.write_atomic(TOTALS_NAME, json.dumps(attrs.asdict(self)).encode(),
+                               durable=False)
+        except OSError as exc:
+            raise StateError(f"{state.path / TOTALS_NAME}: cannot write: "
+                             f"{exc.strerror or exc}") from None
 
 
 def render_metrics(totals: Totals, *, reconcile_interval: float) -> str:

@@ -28,11 +28,11 @@ def publish(config: Config, state: StateDir, record: Mapping[str, Any]) -> None:
     try:
         with state.exclusive(LOCK_NAME):
             Journal(state).append(record)
-            totals = Totals.load(state.path)
+            totals = Totals.load(state)
             totals.add(record)
-            totals.save(state.path)
+            totals.save(state)
             if config.ha.metrics_file is not None:
                 write_textfile(config.ha.metrics_file, render_metrics(
                     totals, reconcile_interval=config.ha.reconcile_interval))
     except StateError as exc:
-        log.warning("%s; not recorded (the failover goes on)", exc)
+        log.error("%s; not recorded (the failover goes on)", exc)

@@ -25,6 +25,8 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
+import math
 import os
 import pwd
 import shlex
@@ -38,8 +40,9 @@ from typing import Any, Callable
 import attrs
 
 from ..config import Config
-from ..errors import StateError, StateOwnerError, Superseded
+from ..errors import StateDirError, StateError, StateOwnerError, Superseded
 from ..files import replace_file
+from ..securepath import UnsafePath, open_private_dir
 
 __all__ = ["DEFAULT_STATE_DIR", "STATE_DIR_ENV", "StateDir", "Ticket", "state_dir_of",
            "state_dir_path"]
@@ -47,6 +50,8 @@ __all__ = ["DEFAULT_STATE_DIR", "STATE_DIR_ENV", "StateDir", "Ticket", "state_di
 DEFAULT_STATE_DIR = Path("/run/bondha")
 STATE_DIR_ENV = "BONDHA_STATE_DIR"
 _POLL = 0.02  # seconds between tries of a busy lock
+_MAX_RECORD = 64 * 1024  # an event record is a few hundred bytes
+log = logging.getLogger("bondha")
 
 
 def state_dir_path(configured: Path | None, environ: Mapping[str, str] = os.environ) -> Path:
@@ -69,14 +74,31 @@ class Ticket:
     event: str  # the event as keepalived said it, e.g. "INSTANCE VI_1 MASTER 10"
     pid: int = 0
     at: float = 0.0  # wall-clock time it was recorded
+    # False: the record could not be written (a full disk); the run goes on, superseded
+    # only by a record newer than ``seq``, the newest one it saw.
+    recorded: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        return attrs.asdict(self, filter=lambda field, _value: field.name != "recorded")
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Ticket:
-        return cls(int(data["seq"]), str(data["event"]), int(data.get("pid", 0)),
-                   float(data.get("at", 0.0)))
+        """The ticket of a record; ValueError for anything bondha would not have written."""
+        if not isinstance(data, Mapping):
+            raise ValueError("not an object")
+        seq, event = data["seq"], data["event"]
+        pid, at = data.get("pid", 0), data.get("at", 0.0)
+        if not _whole(seq) or not 0 < seq < 2 ** 63 or not _whole(pid) or pid < 0:
+            raise ValueError("seq and pid must be whole numbers in range")
+        if not isinstance(event, str) or not event or len(event) > _MAX_RECORD:
+            raise ValueError("event must be text")
+        if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+            raise ValueError("at must be a finite number")
+        return cls(seq, event, pid, float(at))
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _user_name(uid: int) -> str:
@@ -99,57 +121,177 @@ class StateDir:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Once ensure()d: the directory as checked, held open; every file in it is reached
+        # through this descriptor (dir_fd), so that swapping the path changes nothing.
+        self.fd: int | None = None
+
+    def __del__(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
 
     @property
     def record_path(self) -> Path:
         return self.path / "event"
 
-    def ensure(self) -> StateDir:
-        """Create the directory (mode 0700) if needed; refuse one that others may write to."""
+    def _refuse_root_on_the_hook_users_dir(self) -> None:
+        """Root running the hook by hand (the how-to's test step) on a node whose hook runs
+        as keepalived's script_user: chown would break the real hook; run as that user."""
         try:
-            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
-            info = self.path.stat()
-        except OSError as exc:
-            raise StateError(f"state directory {self.path}: cannot create it: "
-                             f"{exc.strerror or exc}") from None
-        if not stat.S_ISDIR(info.st_mode):
-            raise StateError(f"state directory {self.path}: exists and is not a directory")
-        if os.geteuid() == 0 and info.st_uid != 0 and not info.st_mode & 0o022:
-            # Root running the hook by hand (the how-to's test step) on a node whose hook runs
-            # as keepalived's script_user: chown would break the real hook; run as that user.
+            info = os.lstat(self.path)
+        except OSError:
+            return  # open_private_dir says what is wrong
+        if (os.geteuid() == 0 and stat.S_ISDIR(info.st_mode) and info.st_uid != 0
+                and not info.st_mode & 0o022):
             owner = _user_name(info.st_uid)
             raise StateOwnerError(
                 f"state directory {self.path}: belongs to {owner}, the user the hook runs "
                 f"as; run this as that user, not as root: runuser -u {owner} -- {_command()}")
-        if info.st_mode & 0o022 or info.st_uid != os.geteuid():
-            raise StateError(f"state directory {self.path}: must be owned by this user and "
-                             f"writable by no one else (mode {stat.S_IMODE(info.st_mode):04o}); "
-                             "another user could forge events")
+
+    def ensure(self) -> StateDir:
+        """Create the directory (mode 0700) if needed; check it and every parent as OpenSSH
+        checks its files (:mod:`bondha.securepath`), and hold it open."""
+        try:
+            self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateDirError(f"state directory {self.path}: cannot create it: "
+                                f"{exc.strerror or exc}") from None
+        self._refuse_root_on_the_hook_users_dir()
+        try:
+            fd = open_private_dir(self.path)
+        except UnsafePath as exc:
+            raise StateDirError(f"state directory {self.path}: {exc}; another user could "
+                                "forge events") from None
+        except OSError as exc:
+            raise StateDirError(f"state directory {self.path}: cannot use it: "
+                                f"{exc.strerror or exc}") from None
+        if self.fd is not None:
+            os.close(self.fd)
+        self.fd = fd
         return self
+
+    # -- files, through the held descriptor once there is one ------------------------------
+
+    def _where(self, name: str) -> tuple[str, int | None]:
+        return (name, self.fd) if self.fd is not None else (str(self.path / name), None)
+
+    def open(self, name: str, flags: int, mode: int = 0o600) -> int:
+        """``os.open`` of ``name`` in the directory (never following a symbolic link)."""
+        where, dir_fd = self._where(name)
+        return os.open(where, flags | os.O_CLOEXEC | os.O_NOFOLLOW, mode, dir_fd=dir_fd)
+
+    def size(self, name: str) -> int:
+        where, dir_fd = self._where(name)
+        return os.stat(where, dir_fd=dir_fd, follow_symlinks=False).st_size
+
+    def rename(self, source: str, target: str) -> None:
+        src, src_fd = self._where(source)
+        dst, dst_fd = self._where(target)
+        os.replace(src, dst, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+
+    def unlink(self, name: str) -> None:
+        where, dir_fd = self._where(name)
+        os.unlink(where, dir_fd=dir_fd)
+
+    def read_bytes(self, name: str, limit: int) -> bytes:
+        """At most ``limit`` bytes of a regular file ``name`` (more: ValueError)."""
+        fd = self.open(name, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ValueError("not a regular file")
+            data = os.read(fd, limit + 1)
+        finally:
+            os.close(fd)
+        if len(data) > limit:
+            raise ValueError("too large")
+        return data
+
+    def write_atomic(self, name: str, data: bytes, mode: int = 0o600, *,
+                     durable: bool = True) -> None:
+        """Replace ``name`` with ``data`` whole (:func:`bondha.files.replace_file`, through the
+        held descriptor). ``durable``: fsynced, file and directory, so that a crash leaves the
+        old file or the new one, never an empty one (a few milliseconds on a disk, nothing on
+        the tmpfs of ``/run``)."""
+        where, dir_fd = self._where(name)
+        replace_file(where, data, mode=mode, sync=durable, dir_fd=dir_fd)
 
     # -- the event record -----------------------------------------------------------------
 
     def current(self) -> Ticket | None:
-        """The newest recorded event, or None when none was recorded yet."""
+        """The newest recorded event, or None when none was recorded yet.
+
+        A record bondha would not have written (empty after a crash, garbled, a sequence
+        number out of range) is not obeyed: it is renamed aside (``event.corrupt-TIME``,
+        logged at error priority) and counts as none. Unreadable: StateError.
+        """
+        return self._current(set_aside=self.fd is not None)
+
+    def _current(self, *, set_aside: bool) -> Ticket | None:
         try:
-            text = self.record_path.read_text(encoding="utf-8")
+            data = self.read_bytes("event", _MAX_RECORD)
         except FileNotFoundError:
+            return None
+        except ValueError as exc:
+            self._corrupt(str(exc), set_aside)
             return None
         except OSError as exc:
             raise StateError(f"{self.record_path}: cannot read: {exc.strerror or exc}") from None
         try:
-            return Ticket.from_json(json.loads(text))
-        except (ValueError, KeyError, TypeError):
-            raise StateError(f"{self.record_path}: not an event record written by bondha; "
-                             "remove it") from None
+            return Ticket.from_json(json.loads(data.decode("utf-8")))
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+            self._corrupt(str(exc) or type(exc).__name__, set_aside)
+            return None
+
+    def _corrupt(self, why: str, set_aside: bool) -> None:
+        """Log a record that is not ours; rename it aside unless only reading."""
+        if not set_aside:  # a read-only view (status --local) renames nothing
+            log.warning("%s: not an event record written by bondha (%s); ignored: this "
+                        "node's keepalived state is unknown", self.record_path, why[:80])
+            return
+        aside = f"event.corrupt-{time.time():.0f}"
+        try:
+            self.rename("event", aside)
+        except FileNotFoundError:
+            return  # another run set it aside first
+        except OSError as exc:
+            log.error("%s: not an event record written by bondha (%s) and cannot be set "
+                      "aside: %s; ignored", self.record_path, why[:80], exc.strerror or exc)
+            return
+        log.error("%s: not an event record written by bondha (%s): set aside as %s, not "
+                  "obeyed", self.record_path, why[:80], aside)
 
     def take_ticket(self, event: str) -> Ticket:
-        """Record ``event`` as the newest one; every older ticket is stale from now on."""
+        """Record ``event`` as the newest one; every older ticket is stale from now on.
+
+        After a record was set aside, numbering starts again from the clock (milliseconds),
+        above any number the lost record could have held: every older ticket is stale.
+        """
         with self._locked("event.lock", wait=True):
-            last = self.current()
-            ticket = Ticket((last.seq if last else 0) + 1, event, os.getpid(), time.time())
-            self._write_record(ticket)
+            try:
+                existed = self._exists("event")
+                last = self.current()
+            except (StateError, OSError) as exc:
+                log.error("%s: cannot read the last event (%s); numbering from the clock",
+                          self.record_path, getattr(exc, "strerror", None) or exc)
+                existed, last = True, None
+            seq = (last.seq if last else int(time.time() * 1000) if existed else 0) + 1
+            ticket = Ticket(seq, event, os.getpid(), time.time())
+            try:
+                self._write_record(ticket)
+            except StateError as exc:
+                # The failover must not wait for a disk: it goes on, superseded only by an
+                # event recorded after the last one it could read.
+                log.error("%s; the failover goes on without it (older runs are not stopped "
+                          "by this event)", exc)
+                return attrs.evolve(ticket, seq=last.seq if last else 0, recorded=False)
         return ticket
+
+    def _exists(self, name: str) -> bool:
+        try:
+            self.size(name)
+        except FileNotFoundError:
+            return False
+        return True
 
     def is_current(self, ticket: Ticket) -> bool:
         last = self.current()
@@ -162,11 +304,36 @@ class StateDir:
         ``stopping`` returns a reason (e.g. "shutting down") when the run must stop anyway.
         """
 
+        seen: list[Any] = [None, None]  # the record file's identity and the ticket read from it
+
+        def newest() -> Ticket | None:
+            # Called before every request and while waiting on one: a stat (microseconds)
+            # tells whether the record was replaced since it was last read.
+            try:
+                where, dir_fd = self._where("event")
+                info = os.stat(where, dir_fd=dir_fd, follow_symlinks=False)
+                identity: Any = (info.st_ino, info.st_mtime_ns, info.st_size)
+            except OSError:
+                identity = None
+            if identity is not None and identity == seen[0]:
+                return seen[1]  # type: ignore[no-any-return]
+            last = self._current(set_aside=False)
+            seen[0], seen[1] = identity, last
+            return last
+
         def check() -> None:
             reason = stopping() if stopping is not None else None
             if reason:
                 raise Superseded(f"{reason}: stopped before the next write")
-            last = self.current()
+            try:
+                last = newest()
+            except StateError:
+                return  # an unreadable record stops no failover
+            if not ticket.recorded:
+                if last is not None and last.seq > ticket.seq:
+                    raise Superseded(f"event ({ticket.event}, not recorded) superseded by "
+                                     f"event {last.seq} ({last.event}): stopped")
+                return
             if last is None or last.seq != ticket.seq:
                 newer = f"event {last.seq} ({last.event})" if last else "a reset state directory"
                 raise Superseded(f"event {ticket.seq} ({ticket.event}) superseded by {newer}: "
@@ -176,8 +343,7 @@ class StateDir:
 
     def _write_record(self, ticket: Ticket) -> None:
         try:
-            replace_file(self.record_path, json.dumps(ticket.to_json()).encode("utf-8"),
-                         mode=0o600)
+            self.write_atomic("event", json.dumps(ticket.to_json()).encode())
         except OSError as exc:
             raise StateError(f"{self.record_path}: cannot write: {exc.strerror or exc}") from None
 
@@ -206,9 +372,13 @@ class StateDir:
                 give_up: float | None = None) -> Iterator[None]:
         path = self.path / name
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            fd = self.open(name, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise StateError(f"{path}: cannot open the lock: {exc.strerror or exc}") from None
+            # A read-only or broken disk must not block a failover: unserialised, but done.
+            log.error("%s: cannot open the lock (%s); going on without it", path,
+                      exc.strerror or exc)
+            yield
+            return
         try:
             if wait:
                 fcntl.flock(fd, fcntl.LOCK_EX)
