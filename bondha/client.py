@@ -424,7 +424,10 @@ def _parse_object(data: Any, bond_id: int, kind: Kind,
     address = data.get(kind.address_field)
     if address is not None and not isinstance(address, str):
         raise BadResponse(f"{ref}: '{kind.address_field}' is {_shape(address)}, not text", ref=ref)
-    return RoutingObject(ref, enabled, address or None)
+    gateway = data.get("gateway") if kind is Kind.ROUTE else None
+    if gateway is not None and not isinstance(gateway, str):
+        raise BadResponse(f"{ref}: 'gateway' is {_shape(gateway)}, not text", ref=ref)
+    return RoutingObject(ref, enabled, address or None, gateway or None)
 
 
 def _detail(response: httpx.Response) -> str:

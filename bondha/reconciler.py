@@ -12,17 +12,18 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any, Callable, TypeVar
 
 import attrs
 import httpx
 
+from .apply import Held, Sent, send_in_order
 from .client import ApiClient
 from .config import ApiSettings, Config
 from .errors import ApiError, ApplyError, BadRequest, NotFound, PermissionDenied, Superseded
 from .model import Kind, ObjectRef, Pair, Role, RoutingObject
-from .plan import Change, Plan, make_plan
+from .plan import Change, Dependency, Plan, Reason, make_plan
 from .retry import RetryPolicy
 from .retry import sleep as retry_sleep
 
@@ -49,9 +50,10 @@ class Failure:
 class Result:
     """What a reconcile did: the plan, the writes done, failed and held back, and the check.
 
-    ``skipped`` are enables held back because the disable of the same address
-    on the other bond failed: an address dark is recoverable, two bonders
-    claiming one address is not.
+    ``skipped`` are writes held back because one they wait for failed (:meth:`why_skipped`
+    says which): an enable whose other bond's copy could not be disabled (an address dark
+    is recoverable, two bonders claiming one address is not), a route whose connected IP
+    could not be enabled, a connected IP whose routes could not be disabled.
     """
 
     plan: Plan
@@ -68,6 +70,11 @@ class Result:
     # The pair as last read: read back after the writes, or the first read when nothing was
     # to be written; None when no read succeeded. For the records and metrics (bondha.observe).
     live: Live | None = attrs.field(default=None, eq=False, repr=False)
+    held: Mapping[Change, str] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def why_skipped(self, change: Change) -> str:
+        """Why ``change`` (one of ``skipped``) was held back."""
+        return self.held.get(change, "the other bond's copy could not be disabled")
 
     @property
     def converged(self) -> bool:
@@ -84,8 +91,7 @@ class Result:
             return self.plan.render()
         lines = [f"{c}: done" for c in self.done]
         lines += [f"{f.change}: FAILED: {f.reason}" for f in self.failed]
-        lines += [f"{c}: NOT DONE (the other bond's copy could not be disabled)"
-                  for c in self.skipped]
+        lines += [f"{c}: NOT DONE ({self.why_skipped(c)})" for c in self.skipped]
         lines += [f"{c}: still needed after verification" for c in self.remaining]
         if self.verify_error:
             lines.append(f"verification failed: {self.verify_error}")
@@ -101,7 +107,7 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "schema": "bondha.result/1",
+            "schema": "bondha.result/2",
             "active": self.plan.role.value,
             "active_bond_id": self.plan.active_bond_id,
             "dry_run": self.dry_run,
@@ -109,7 +115,7 @@ class Result:
             "plan": self.plan.to_json(),
             "done": [c.to_json() for c in self.done],
             "failed": [f.to_json() for f in self.failed],
-            "skipped": [c.to_json() for c in self.skipped],
+            "skipped": [{**c.to_json(), "reason": self.why_skipped(c)} for c in self.skipped],
             "remaining": [c.to_json() for c in self.remaining],
             "verify_error": self.verify_error,
             "requests": self.requests,
@@ -189,51 +195,65 @@ class _Outcome:
     done: list[Change] = attrs.Factory(list)
     failed: list[Failure] = attrs.Factory(list)
     skipped: list[Change] = attrs.Factory(list)
+    held: dict[Change, str] = attrs.Factory(dict)  # why each skipped write was held back
     final: list[ApiError] = attrs.Factory(list)  # failures no further round can fix
     superseded: str | None = None
     read_back: Live | None = None  # the pair as verification read it
 
 
-async def _apply_step(api: ApiClient, changes: tuple[Change, ...], out: _Outcome,
-                      on_disable_failure: str) -> None:
-    """One address: its disables, then (unless a disable failed and the policy holds) its
-    enables. ``on_disable_failure`` "enable" lets the enable go ahead anyway."""
-    held_back = False
-    for change in changes:
-        if change.enabled and held_back:
-            log.error("NOT enabling %s: the other bond's copy is still enabled", change.ref)
-            out.skipped.append(change)
-            continue
+async def apply_plan(api: ApiClient, plan: Plan, on_disable_failure: str = "hold") -> _Outcome:
+    """Send the plan's writes in dependency order (bondha.apply), within the pool.
+
+    A write whose predecessor failed is held back; ``on_disable_failure`` "enable" lets an
+    enable go ahead although the disable of its other bond's copy failed.
+    """
+    out = _Outcome()
+
+    async def send(change: Change) -> Sent:
         try:
             await api.set_enabled(change.ref, change.enabled)
         except Superseded as exc:
             out.superseded = str(exc)
-            return
+            return Sent.STOP
         except ApiError as exc:
             log.error("%s: failed: %s", change, exc)
             out.failed.append(Failure(change, str(exc)))
             if not exc.retryable:
                 out.final.append(exc)
-            if change.enabled:
-                continue
-            if on_disable_failure == "hold":
-                held_back = True
-            elif any(c.enabled for c in changes):
-                log.warning("enabling the other copy of %s anyway ([bondha] on_disable_failure"
-                            " = enable): both bonds claim it until the disable succeeds",
-                            change.address or change.ref)
+            return Sent.FAILED
+        log.info("%sd %s", change.verb, change.ref if not change.address
+                 else f"{change.ref} ({change.address})")
+        out.done.append(change)
+        return Sent.DONE
+
+    def go_ahead(change: Change, dependency: Dependency, blocker: Change) -> bool:
+        if dependency.reason is Reason.CPE_NAT:
+            # Order only: which connected IP a CPE NAT IP needs is not in the API, so one
+            # failed CPE NAT IP write must not hold back every connected IP of its bond.
+            log.debug("%s goes ahead although %s did not happen", change, blocker)
+            return True
+        if dependency.reason is not Reason.ADDRESS or on_disable_failure != "enable":
+            return False
+        log.warning("enabling the other copy of %s anyway ([bondha] on_disable_failure"
+                    " = enable): both bonds claim it until the disable succeeds",
+                    change.address or change.ref)
+        return True
+
+    for held in await send_in_order(plan, api.pool_size, send, go_ahead):
+        out.skipped.append(held.change)
+        out.held[held.change] = _held_reason(held)
+        if held.dependency.reason is Reason.ADDRESS:
+            log.error("NOT enabling %s: the other bond's copy is still enabled", held.change.ref)
         else:
-            log.info("%sd %s", change.verb, change.ref if not change.address
-                     else f"{change.ref} ({change.address})")
-            out.done.append(change)
-
-
-async def apply_plan(api: ApiClient, plan: Plan, on_disable_failure: str = "hold") -> _Outcome:
-    out = _Outcome()
-    await _gather_limited(api.pool_size, [
-        functools.partial(_apply_step, api, step.changes, out, on_disable_failure)
-        for step in plan.steps])
+            log.error("NOT %s: %s", held.change, out.held[held.change])
     return out
+
+
+def _held_reason(held: Held) -> str:
+    if held.dependency.reason is Reason.ADDRESS:
+        return "the other bond's copy could not be disabled"
+    what = "failed" if held.blocker_failed else "was held back"
+    return f"it waits for {held.blocker} ({held.dependency.reason.value}), which {what}"
 
 
 # -- the entry points ------------------------------------------------------------
@@ -348,7 +368,7 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
     return Result(first_plan, False, _in_plan_order(first_plan, done), tuple(out.failed),
                   tuple(out.skipped), remaining, verify_error, counters.reads + counters.writes,
                   time.monotonic() - started, rounds=round_, superseded=out.superseded,
-                  live=out.read_back)
+                  live=out.read_back, held=out.held)
 
 
 async def _verify(api: ApiClient, config: Config, role: Role,
