@@ -1,10 +1,10 @@
 """Which routing objects of a bond need which: the facts the order of writes must respect.
 
 Pure: no I/O. A route's ``gateway`` must lie in the network of one of its bond's connected
-IPs (docs/bonder-facts in the reference: the bonder loads a route only through such a
-connected IP, and a strict server refuses the write that breaks it). CPE NAT IPs need a
-connected IP of their bond too, but the API documents no field that says which one, so the
-planner orders them against every connected IP of the bond, as the old script did.
+IPs: the bonder can load the route only through such a connected IP, and a validating server
+refuses the write that would break it. CPE NAT IPs need a connected IP of their bond too, but
+the API documents no field that says which one, so the planner orders them against every
+connected IP of the bond, as the old script did.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import bondha
 PUBLIC_MODULES = ["bondha", "bondha.testing", "bondha.plan", "bondha.model", "bondha.config",
                   "bondha.reconciler", "bondha.retry", "bondha.client", "bondha.status",
                   "bondha.keepalived", "bondha.statedir", "bondha.transition", "bondha.daemon",
-                  "bondha.access", "bondha.credentials"]
+                  "bondha.access", "bondha.credentials", "bondha.apply", "bondha.dependencies"]
 
 
 def isort_style(name: str) -> tuple[int, str]:
@@ -45,7 +45,8 @@ def test_unknown_attribute_is_an_attribute_error() -> None:
 
 @pytest.mark.parametrize("module", ["bondha.model", "bondha.config", "bondha.plan",
                                     "bondha.status", "bondha.keepalived", "bondha.discover",
-                                    "bondha.inifile", "bondha.terminal"])
+                                    "bondha.inifile", "bondha.terminal",
+                                    "bondha.dependencies", "bondha.apply"])
 def test_pure_modules_import_no_http_or_retry_library(module: str) -> None:
     code = (f"import sys, {module}; "
             "print(sorted(m for m in ('httpx', 'tenacity') if m in sys.modules))")
