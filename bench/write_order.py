@@ -5,11 +5,11 @@ bondha sends each write once every write it waits for has been answered (a depen
 graph, bondha/apply.py). The simpler alternative is ordered phases: the old script's six
 groups (CPE NAT IPs, routes, connected IPs off; connected IPs, CPE NAT IPs, routes on), one
 after the other, each group's writes concurrently over the same pool. Both keep every
-dependency; this measures which is faster. Against an in-process stand-in with a fixed
-latency, the pair is failed over from the master to the backup bond, alternately by graph
-and by phases, with the same client, the same plan and the same pool; only the writes are
-timed (the reads before and after are the same for both). The server counts dark time and
-dependency violations.
+dependency; this measures which is faster. Against a stand-in server process with a fixed
+latency (as in bench/failover.py), the pair is failed over from the master to the backup
+bond, alternately by graph and by phases, with the same client, the same plan and the same
+pool; only the writes are timed (the reads before and after are the same for both). The
+server counts dark time and dependency violations.
 
     .venv/bin/python bench/write_order.py                      # 20 ms; 10, 20, 100 per kind
     .venv/bin/python bench/write_order.py --latency 0.005 --sizes 200 --runs 9
@@ -19,19 +19,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from bondha.apply import Sent, send_in_order
 from bondha.client import ApiClient
-from bondha.config import parse_config
+from bondha.config import load_config
 from bondha.model import Kind, Role
 from bondha.plan import Change, Plan, make_plan
 from bondha.reconciler import aread_live
-from bondha.testing import StandInServer, pair_fixture
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from failover import Scenario, StandIn  # the same stand-in process
 
 _OFF = (Kind.CPE_NAT_IP, Kind.ROUTE, Kind.CONNECTED_IP)
 _ON = (Kind.CONNECTED_IP, Kind.CPE_NAT_IP, Kind.ROUTE)
@@ -61,26 +64,24 @@ async def by_phases(api: ApiClient, plan: Plan) -> None:
 STRATEGIES = {"graph": by_graph, "phases": by_phases}
 
 
-def one_run(server: StandInServer, per_kind: int, strategy: str,
+def one_run(standin: StandIn, per_kind: int, strategy: str,
             pool_size: int) -> tuple[float, float, int]:
     """(seconds of writes, dark address-seconds, dependency violations) of one failover."""
-    fixture = pair_fixture(per_kind)
-    for record in fixture.objects:  # back to the master bond, outside the statistics
-        server.set_enabled(record.bond_id, record.kind, record.id, record.bond_id == 1)
-    config = parse_config(fixture.config_text(server.url, attempt_delay=0.05, timeout=10))
+    standin.force(1)  # back to the master bond, through the control API (not writes)
+    config = load_config(standin.config)
 
     async def run() -> float:
         async with ApiClient(config.api, pool_size=pool_size) as api:
             plan = make_plan(config.pair, Role.BACKUP, await aread_live(api, config.pair))
-            server.reset_stats()
+            standin.control("POST", "reset")
             started = time.perf_counter()
             await STRATEGIES[strategy](api, plan)
             return time.perf_counter() - started
 
     seconds = asyncio.run(run())
-    stats = server.stats()
-    assert len(stats.writes) == 6 * per_kind, "a write was lost"
-    return seconds, server.address_report().dark_seconds, len(stats.violations)
+    stats = standin.control("GET", "stats")
+    assert len(stats["writes"]) == 6 * per_kind, "a write was lost"
+    return seconds, stats["address_report"]["dark_seconds"], stats["dependency_violations"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,11 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     for per_kind in (int(size) for size in args.sizes.split(",")):
         figures: dict[str, list[tuple[float, float, int]]] = {name: [] for name in STRATEGIES}
-        with StandInServer(pair_fixture(per_kind), latency=args.latency) as server:
-            run = functools.partial(one_run, server, per_kind, pool_size=args.pool_size)
-            for _ in range(args.runs):
-                for name in STRATEGIES:
-                    figures[name].append(run(strategy=name))
+        with tempfile.TemporaryDirectory(prefix="bondha-bench-") as workdir:
+            standin = StandIn(Scenario(args.latency, per_kind), Path(workdir), None)
+            try:
+                for _ in range(args.runs):
+                    for name in STRATEGIES:
+                        figures[name].append(one_run(standin, per_kind, name, args.pool_size))
+            finally:
+                standin.stop()
         wall = {name: statistics.median(f[0] for f in runs) for name, runs in figures.items()}
         dark = {name: statistics.median(f[1] for f in runs) for name, runs in figures.items()}
         worst = {name: max(f[2] for f in runs) for name, runs in figures.items()}

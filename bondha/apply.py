@@ -131,27 +131,46 @@ async def send_in_order(plan: Plan, limit: int, send: Callable[[Change], Awaitab
     exception from ``send`` cancels the writes in flight and propagates.
     """
     graph = _Graph(plan, go_ahead)
+    all_answered = asyncio.get_running_loop().create_future()
     in_flight: dict[asyncio.Future[Sent], Change] = {}
     stopping = False
-    try:
-        while True:
-            while not stopping and len(in_flight) < limit:
-                change = graph.pop()
-                if change is None:
-                    break
-                in_flight[asyncio.ensure_future(send(change))] = change
-            if not in_flight:
+
+    def launch() -> None:
+        while not stopping and len(in_flight) < limit:
+            change = graph.pop()
+            if change is None:
                 break
-            finished, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-            for future in finished:
-                change = in_flight.pop(future)
-                sent = future.result()
-                if sent is Sent.STOP:
-                    stopping = True
-                else:
-                    graph.answered(change, sent is Sent.DONE)
+            future = asyncio.ensure_future(send(change))
+            in_flight[future] = change
+            future.add_done_callback(answered)
+        if not in_flight and not all_answered.done():
+            all_answered.set_result(None)
+
+    def answered(future: asyncio.Future[Sent]) -> None:
+        # Runs as soon as a write is answered: what it unblocks is sent in the same turn of
+        # the event loop, with no waiting coroutine to wake first.
+        nonlocal stopping
+        change = in_flight.pop(future)
+        if all_answered.done():  # an error ended the run: the rest is being cancelled
+            return
+        if future.cancelled():
+            all_answered.set_exception(asyncio.CancelledError())
+            return
+        error = future.exception()
+        if error is not None:
+            all_answered.set_exception(error)
+            return
+        if future.result() is Sent.STOP:
+            stopping = True
+        else:
+            graph.answered(change, future.result() is Sent.DONE)
+        launch()
+
+    launch()
+    try:
+        await all_answered
     except BaseException:
-        for future in in_flight:
+        for future in list(in_flight):
             future.cancel()
         await asyncio.gather(*in_flight, return_exceptions=True)
         raise
