@@ -55,7 +55,7 @@ def gateway_holders(objects: Iterable[RoutingObject]) -> dict[ObjectRef, tuple[O
     # Per bond and network size, the networks by their first address: a route's lookup
     # costs one mask per prefix length in use, not one test per connected IP.
     networks: dict[tuple[int, int, int], dict[int, list[ObjectRef]]] = {}
-    for obj in sorted(objects, key=lambda o: o.ref):
+    for obj in sorted(objects, key=lambda o: (o.ref.bond_id, o.ref.id)):
         if obj.ref.kind is Kind.ROUTE:
             routes.append(obj)
         elif obj.ref.kind is Kind.CONNECTED_IP:
@@ -77,5 +77,5 @@ def gateway_holders(objects: Iterable[RoutingObject]) -> dict[ObjectRef, tuple[O
             mask = ((1 << prefixlen) - 1) << (bits - prefixlen)
             found.extend(bucket.get(int(gateway) & mask, ()))
         if found:
-            holders[route.ref] = tuple(sorted(found))
+            holders[route.ref] = tuple(sorted(found, key=lambda ref: ref.id))
     return holders
