@@ -7,7 +7,8 @@ groups (CPE NAT IPs, routes, connected IPs off; connected IPs, CPE NAT IPs, rout
 after the other, each group's writes concurrently over the same pool. Both keep every
 dependency; this measures which is faster. Against a stand-in server process with a fixed
 latency (as in bench/failover.py), the pair is failed over from the master to the backup
-bond, alternately by graph and by phases, with the same client, the same plan and the same
+bond, alternately by graph, by phases and (the baseline of what any order costs) by address
+only as bondha wrote before the graph, with the same client, the same plan and the same
 pool; only the writes are timed (the reads before and after are the same for both). The
 server counts dark time and dependency violations.
 
@@ -61,7 +62,20 @@ async def by_phases(api: ApiClient, plan: Plan) -> None:
                                if c.ref.kind is kind and c.enabled is enabled))
 
 
-STRATEGIES = {"graph": by_graph, "phases": by_phases}
+async def by_address(api: ApiClient, plan: Plan) -> None:
+    """bondha before the graph: addresses concurrently, each disable then enable, and no
+    other order (breaks gateways; here as the baseline of what the order costs)."""
+    gate = asyncio.Semaphore(api.pool_size)
+
+    async def step(changes: tuple[Change, ...]) -> None:
+        async with gate:
+            for change in changes:
+                await api.set_enabled(change.ref, change.enabled)
+
+    await asyncio.gather(*(step(s.changes) for s in plan.steps))
+
+
+STRATEGIES = {"graph": by_graph, "phases": by_phases, "address": by_address}
 
 
 def one_run(standin: StandIn, per_kind: int, strategy: str,
@@ -93,9 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"latency {args.latency * 1000:g} ms, pool {args.pool_size}, {args.runs} runs each, "
           "medians; only the writes are timed")
-    print("| objects/kind | writes | graph s | phases s | phases / graph | graph dark "
-          "address-s | phases dark address-s | violations (graph, phases) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| objects/kind | writes | graph s | phases s | phases / graph | address only s | "
+          "graph dark address-s | phases dark address-s | violations (graph, phases, address"
+          " only) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for per_kind in (int(size) for size in args.sizes.split(",")):
         figures: dict[str, list[tuple[float, float, int]]] = {name: [] for name in STRATEGIES}
         with tempfile.TemporaryDirectory(prefix="bondha-bench-") as workdir:
@@ -110,8 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         dark = {name: statistics.median(f[1] for f in runs) for name, runs in figures.items()}
         worst = {name: max(f[2] for f in runs) for name, runs in figures.items()}
         print(f"| {per_kind} | {6 * per_kind} | {wall['graph']:.3f} | {wall['phases']:.3f} | "
-              f"{wall['phases'] / wall['graph']:.2f}x | {dark['graph']:.2f} | "
-              f"{dark['phases']:.2f} | {worst['graph']}, {worst['phases']} |", flush=True)
+              f"{wall['phases'] / wall['graph']:.2f}x | {wall['address']:.3f} | "
+              f"{dark['graph']:.2f} | {dark['phases']:.2f} | "
+              f"{worst['graph']}, {worst['phases']}, {worst['address']} |", flush=True)
     return 0
 
 
