@@ -7,13 +7,21 @@ times each and interleaved, (a) the model of the old script (``old_swap_active_b
 and (b) ``bondha apply`` fail the pair over, every run in the opposite direction of the one
 before, so each run moves every floating address. Wall time is measured from process start
 to exit; requests, connections, writes and the dark and overlap time of every floating
-address are measured by the server itself (``/_standin/stats``), not estimated here. After
-every run the server's objects are checked: each address enabled on the new active bond
-only, or the run counts as not converged.
+address are measured by the server itself (``/_standin/stats``), not estimated here, and so
+are *dependency violations*: writes that left an enabled route without an enabled connected IP
+holding its gateway (route i's gateway lies in connected IP i). After every run the server's
+objects are checked: each address enabled on the new active bond only, or the run counts as
+not converged.
 
     .venv/bin/python bench/failover.py                       # the issue's three scenarios
     .venv/bin/python bench/failover.py --scenario 0.02:20 --runs 3
+    .venv/bin/python bench/failover.py --before ../other-checkout --scenario 0.02:10
+    .venv/bin/python bench/failover.py --strict --scenario 0.02:10   # the server refuses them
     .venv/bin/python bench/failover.py --no-table --plot docs/failover-scaling.png
+
+``--before DIR`` adds a third tool: the bondha package of another checkout (e.g. the commit
+before a change), run as ``python -m bondha`` with that checkout first on the path; bondha
+itself then runs the same way, so both pay the same start-up.
 
 ``--plot`` needs matplotlib: ``pip install -e '.[bench]'``.
 """
@@ -39,6 +47,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 OLD_SCRIPT = HERE / "old_swap_active_bond.py"
 TOOLS = ("old", "bondha")
+LABELS = {"old": "old", "before": "bondha before", "bondha": "bondha apply"}
 # The issue's targets: bondha's median wall time as a fraction of the old script's.
 WALL_TARGETS = {(0.02, 20): 0.15, (0.02, 100): 0.10, (0.005, 200): 0.10}
 DARK_TARGET = 0.05
@@ -78,19 +87,22 @@ class Run:
     dark_seconds: float
     longest_dark_seconds: float
     overlap_moments: int
+    dependency_violations: int  # accepted writes that left a route without its gateway
+    dependency_refusals: int  # the same, refused by a --strict server
 
 
 class StandIn:
     """A ``python -m bondha.testing`` process with a generated pair, and its control API."""
 
-    def __init__(self, scenario: Scenario, workdir: Path, pool_size: int | None) -> None:
+    def __init__(self, scenario: Scenario, workdir: Path, pool_size: int | None,
+                 strict: bool = False) -> None:
         self.config = workdir / "swap-active-bond.conf"
         ready = workdir / "ready"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bondha.testing", "--fixture", f"pair:{scenario.per_kind}",
              "--latency", str(scenario.latency), "--write-config", str(self.config),
-             "--ready-file", str(ready)],
-            stdout=subprocess.DEVNULL)
+             "--ready-file", str(ready), *(["--strict-dependencies"] if strict else [])],
+            stdout=subprocess.DEVNULL, cwd=HERE.parent)
         deadline = time.monotonic() + 30
         while not ready.exists():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -114,6 +126,19 @@ class StandIn:
         return all(record["enabled"] == (record["bond_id"] == active_bond)
                    for record in self.control("GET", "objects"))
 
+    def force(self, active_bond: int) -> None:
+        """Put every object where ``active_bond`` active wants it (control API, no write),
+        so that a run that did not converge does not spoil the next tool's run."""
+        for record in self.control("GET", "objects"):
+            wanted = record["bond_id"] == active_bond
+            if record["enabled"] != wanted:
+                request = urllib.request.Request(
+                    f"{self.url}/_standin/objects/{record['bond_id']}/{record['kind']}/"
+                    f"{record['id']}", method="POST",
+                    data=json.dumps({"enabled": wanted}).encode())
+                with urllib.request.urlopen(request, timeout=60):
+                    pass
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
@@ -128,21 +153,32 @@ def _bondha_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "bondha"]
 
 
-def command(tool: str, config: Path, role: str) -> list[str]:
+def command(tool: str, config: Path, role: str, before: Path | None = None) -> list[str]:
     if tool == "old":
         # keepalived's arguments: MASTER with priority 10 on the master bonder, 9 on the backup.
         priority = "10" if role == "master" else "9"
         return [sys.executable, str(OLD_SCRIPT), "--config", str(config),
                 "INSTANCE", "VI_1", "MASTER", priority]
-    return [*_bondha_command(), "--config", str(config), "apply", "--active", role]
+    bondha = [sys.executable, "-m", "bondha"] if before else _bondha_command()
+    return [*bondha, "--config", str(config), "apply", "--active", role]
 
 
-def run_once(tool: str, standin: StandIn) -> Run:
+def _environment(tool: str, before: Path | None) -> dict[str, str] | None:
+    """With --before, each bondha runs from its own checkout (first on the path)."""
+    if before is None or tool == "old":
+        return None
+    tree = before if tool == "before" else HERE.parent
+    return {**os.environ, "PYTHONPATH": str(tree.resolve())}
+
+
+def run_once(tool: str, standin: StandIn, before: Path | None = None) -> Run:
     role = "backup" if standin.active == "master" else "master"
     standin.control("POST", "reset")
     started = time.perf_counter()
-    done = subprocess.run(command(tool, standin.config, role), capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, check=False)
+    # cwd: not a checkout, so that `python -m bondha` imports the one PYTHONPATH names.
+    done = subprocess.run(command(tool, standin.config, role, before), capture_output=True,
+                          text=True, stdin=subprocess.DEVNULL, check=False,
+                          env=_environment(tool, before), cwd=standin.config.parent)
     wall = time.perf_counter() - started
     stats = standin.control("GET", "stats")
     standin.active = role
@@ -150,32 +186,40 @@ def run_once(tool: str, standin: StandIn) -> Run:
     converged = standin.converged(active_bond)
     if done.returncode != 0 or not converged:
         sys.stderr.write(f"warning: {tool} exit {done.returncode}, converged={converged}:\n"
-                         f"{done.stderr[-2000:]}\n")
+                         f"{done.stderr[-600:]}\n")
+        standin.force(active_bond)
     report = stats["address_report"]
     return Run(tool, wall, done.returncode, converged, stats["requests"], stats["connections"],
                len(stats["writes"]), report["dark_seconds"], report["longest_dark_seconds"],
-               report["overlap_moments"])
+               report["overlap_moments"], stats.get("dependency_violations", 0),
+               stats.get("dependency_refusals", 0))
 
 
-def measure(scenario: Scenario, runs: int, pool_size: int | None) -> dict[str, list[Run]]:
-    """``runs`` failovers per tool, interleaved so that drift hits both alike."""
-    results: dict[str, list[Run]] = {tool: [] for tool in TOOLS}
+def measure(scenario: Scenario, runs: int, pool_size: int | None,
+            before: Path | None = None, strict: bool = False) -> dict[str, list[Run]]:
+    """``runs`` failovers per tool, interleaved so that drift hits all alike."""
+    tools = tools_for(before)
+    results: dict[str, list[Run]] = {tool: [] for tool in tools}
     with tempfile.TemporaryDirectory(prefix="bondha-bench-") as workdir:
-        standin = StandIn(scenario, Path(workdir), pool_size)
+        standin = StandIn(scenario, Path(workdir), pool_size, strict)
         try:
             for _ in range(runs):
-                for tool in TOOLS:
-                    results[tool].append(run_once(tool, standin))
+                for tool in tools:
+                    results[tool].append(run_once(tool, standin, before))
         finally:
             standin.stop()
     return results
+
+
+def tools_for(before: Path | None) -> tuple[str, ...]:
+    return ("old", "before", "bondha") if before else TOOLS
 
 
 # -- the table ---------------------------------------------------------------------------
 
 COLUMNS = ("latency", "objects/kind", "addresses", "tool", "wall s (median)", "requests",
            "connections", "writes", "dark address-s", "longest dark s", "overlap moments",
-           "converged")
+           "dependency violations", "converged")
 
 
 def _median(runs: list[Run], field: str) -> float:
@@ -184,15 +228,17 @@ def _median(runs: list[Run], field: str) -> float:
 
 def table_rows(scenario: Scenario, results: dict[str, list[Run]]) -> list[list[str]]:
     rows = []
-    for tool in TOOLS:
-        runs = results[tool]
+    for tool, runs in results.items():
+        violations = [run.dependency_violations + run.dependency_refusals for run in runs]
         rows.append([
             f"{scenario.latency * 1000:g} ms", str(scenario.per_kind), str(scenario.addresses),
-            tool if tool == "old" else "bondha apply",
+            LABELS[tool],
             f"{_median(runs, 'wall'):.3f}", f"{_median(runs, 'requests'):g}",
             f"{_median(runs, 'connections'):g}", f"{_median(runs, 'writes'):g}",
             f"{_median(runs, 'dark_seconds'):.2f}", f"{_median(runs, 'longest_dark_seconds'):.3f}",
             str(max(run.overlap_moments for run in runs)),
+            f"{statistics.median(violations):g} (max {max(violations)})"
+            + (" refused" if any(run.dependency_refusals for run in runs) else ""),
             f"{sum(run.converged for run in runs)}/{len(runs)}",
         ])
     return rows
@@ -200,11 +246,16 @@ def table_rows(scenario: Scenario, results: dict[str, list[Run]]) -> list[list[s
 
 def ratios(scenario: Scenario, results: dict[str, list[Run]]) -> dict[str, float]:
     old, new = results["old"], results["bondha"]
-    return {
+    out = {
         "wall": _median(new, "wall") / _median(old, "wall"),
         "dark": _median(new, "dark_seconds") / max(_median(old, "dark_seconds"), 1e-9),
         "connections": _median(new, "connections") / max(_median(old, "connections"), 1),
     }
+    if "before" in results:
+        before = results["before"]
+        out["wall_before"] = _median(before, "wall") / _median(old, "wall")
+        out["wall_after_vs_before"] = _median(new, "wall") / _median(before, "wall")
+    return out
 
 
 def verdict(scenario: Scenario, ratio: dict[str, float], pool_size: int) -> list[str]:
@@ -216,6 +267,9 @@ def verdict(scenario: Scenario, ratio: dict[str, float], pool_size: int) -> list
     lines.append(wall)
     lines.append(f"dark {ratio['dark']:.4f}x (target <= {DARK_TARGET}x: "
                  f"{'met' if ratio['dark'] <= DARK_TARGET else 'MISSED'})")
+    if "wall_before" in ratio:
+        lines.append(f"bondha before {ratio['wall_before']:.3f}x; after / before "
+                     f"{ratio['wall_after_vs_before']:.3f}x")
     return lines
 
 
@@ -292,16 +346,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="objects per kind (default %(default)s)")
     parser.add_argument("--plot-runs", type=int, default=1)
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every run here")
+    parser.add_argument("--before", type=Path, metavar="DIR",
+                        help="also run the bondha package of this checkout (a baseline)")
+    parser.add_argument("--strict", action="store_true",
+                        help="the server refuses writes that break a route's gateway (400)")
     args = parser.parse_args(argv)
     scenarios = args.scenario or [Scenario.parse(text) for text in DEFAULT_SCENARIOS]
     pool_size = _pool_size(args.pool_size)
     output: dict[str, Any] = {"machine": machine(), "pool_size": pool_size, "scenarios": []}
-    print(f"machine: {machine()}; bondha pool_size {pool_size}; {args.runs} runs per tool")
+    if args.before is not None and not (args.before / "bondha" / "__init__.py").is_file():
+        parser.error(f"--before {args.before}: no bondha package there")
+    print(f"machine: {machine()}; bondha pool_size {pool_size}; {args.runs} runs per tool"
+          + ("; strict server" if args.strict else ""))
     if not args.no_table:
         rows: list[list[str]] = []
         notes: list[str] = []
         for scenario in scenarios:
-            results = measure(scenario, args.runs, args.pool_size)
+            results = measure(scenario, args.runs, args.pool_size, args.before, args.strict)
             rows += table_rows(scenario, results)
             ratio = ratios(scenario, results)
             notes.append(f"{scenario.latency * 1000:g} ms, {scenario.addresses} addresses: "

@@ -8,7 +8,10 @@ What it keeps from the original, because that is what the benchmark measures:
 - one blind ``PATCH {"enabled": ...}`` per configured object, one after another, each on a
   new connection (the original called ``requests.patch`` without a session);
 - every object on the peer bond is disabled before anything on its own bond is enabled, so
-  each address is dark from its disable until the very end of the run;
+  each address is dark from its disable until the very end of the run, in the order of the
+  upstream commit "Enable routes after connected IPs": the peer's CPE NAT IPs, routes, then
+  connected IPs off; the own bond's connected IPs, CPE NAT IPs, then routes on (so no route
+  is ever enabled without the connected IP that holds its gateway);
 - nothing is read, nothing is verified, and the exit code is 0 whatever happened;
 - retries as the original: ``attempts`` tries with ``attempt_delay`` between them, none
   for a 4xx; one log line per attempt, to syslog when stdout is not a terminal.
@@ -34,7 +37,12 @@ import time
 from urllib.parse import urlsplit
 
 CONF_FILE = "/etc/bonding/swap-active-bond.conf"
-KINDS = (("connected_ips", "connected_ip"), ("routes", "route"), ("cpe_nat_ips", "cpe_nat_ip"))
+CONNECTED_IPS = ("connected_ips", "connected_ip")
+ROUTES = ("routes", "route")
+CPE_NAT_IPS = ("cpe_nat_ips", "cpe_nat_ip")
+# Upstream's order since "Enable routes after connected IPs".
+DISABLE_ORDER = (CPE_NAT_IPS, ROUTES, CONNECTED_IPS)
+ENABLE_ORDER = (CONNECTED_IPS, CPE_NAT_IPS, ROUTES)
 MASTER_PRIO = "10"
 
 
@@ -120,9 +128,9 @@ def main():
         config.getfloat("bondingadmin", "attempt_delay", fallback=5.0),
     )
     # Everything off on the peer bond, then everything on on ours.
-    for side, enabled in ((peer, False), (role, True)):
+    for side, enabled, kinds in ((peer, False, DISABLE_ORDER), (role, True, ENABLE_ORDER)):
         bond_id = config.get("bond", f"{side}_bond_id")
-        for kind, stem in KINDS:
+        for kind, stem in kinds:
             for object_id in id_list(config, f"{side}_{stem}_ids"):
                 update(base, bond_id, kind, object_id, enabled, auth, settings)
     return 0

@@ -106,13 +106,18 @@ def _normalized(raw: str) -> str:
 
 @attrs.frozen
 class RoutingObject:
-    """The live state of one routing object, as read from the server."""
+    """The live state of one routing object, as read from the server.
+
+    ``gateway`` is a route's next hop as the server reports it (None for other kinds, or
+    when not reported): it must lie in the network of one of the bond's connected IPs.
+    """
 
     ref: ObjectRef
     enabled: bool
     address: str | None = attrs.field(
         default=None, converter=attrs.converters.optional(normalize_address)
     )
+    gateway: str | None = None
 
 
 @attrs.frozen

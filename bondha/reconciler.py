@@ -146,7 +146,8 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
                   seconds=time.monotonic() - started, rounds=round_, superseded=out.superseded,
                   live=out.read_back, last_plan=verified_last,
                   unserved=() if out.read_back is None else
-                  unserved_addresses(out.read_back, first_plan.active_bond_id))
+                  unserved_addresses(out.read_back, first_plan.active_bond_id),
+                  held=out.held)
 
 
 async def _verify(api: ApiClient, config: Config, role: Role,

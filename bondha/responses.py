@@ -101,8 +101,12 @@ def parse_object(data: Any, bond_id: int, kind: Kind,
     address = data.get(kind.address_field)
     if address is not None and not isinstance(address, str):
         raise BadResponse(f"{ref}: '{kind.address_field}' is {shape(address)}, not text", ref=ref)
+    gateway = data.get("gateway") if kind is Kind.ROUTE else None
+    if gateway is not None and not isinstance(gateway, str):
+        raise BadResponse(f"{ref}: 'gateway' is {shape(gateway)}, not text", ref=ref)
     # The server's text: escaped here, so that no view can print a control character.
-    return RoutingObject(ref, enabled, printable(address) if address else None)
+    return RoutingObject(ref, enabled, printable(address) if address else None,
+                         printable(gateway) if gateway else None)
 
 
 def _detail(response: httpx.Response) -> str:

@@ -6,6 +6,7 @@ node's records; it imports no HTTP or retry library.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -33,9 +34,10 @@ class Failure:
 class Result:
     """What a reconcile did: the plan, the writes done, failed and held back, and the check.
 
-    ``skipped`` are enables held back because the disable of the same address
-    on the other bond failed: an address dark is recoverable, two bonders
-    claiming one address is not.
+    ``skipped`` are writes held back because one they wait for failed (:meth:`why_skipped`
+    says which): an enable whose other bond's copy could not be disabled (an address dark
+    is recoverable, two bonders claiming one address is not), a route whose connected IP
+    could not be enabled, a connected IP whose routes could not be disabled.
     """
 
     plan: Plan
@@ -59,6 +61,11 @@ class Result:
     # The floating addresses, as last read, that the active bond alone does not carry
     # (unserved_addresses): a run with any is not converged.
     unserved: tuple[str, ...] = ()
+    held: Mapping[Change, str] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def why_skipped(self, change: Change) -> str:
+        """Why ``change`` (one of ``skipped``) was held back."""
+        return self.held.get(change, "the other bond's copy could not be disabled")
 
     @property
     def converged(self) -> bool:
@@ -77,8 +84,7 @@ class Result:
             return self.plan.render()
         lines = [f"{c}: done" for c in self.done]
         lines += [f"{f.change}: FAILED: {f.reason}" for f in self.failed]
-        lines += [f"{c}: NOT DONE (the other bond's copy could not be disabled)"
-                  for c in self.skipped]
+        lines += [f"{c}: NOT DONE ({self.why_skipped(c)})" for c in self.skipped]
         lines += [f"{c}: still needed after verification" for c in self.remaining]
         if self.verify_error:
             lines.append(f"verification failed: {self.verify_error}")
@@ -97,7 +103,7 @@ class Result:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "schema": "bondha.result/1",
+            "schema": "bondha.result/2",
             "active": self.plan.role.value,
             "active_bond_id": self.plan.active_bond_id,
             "dry_run": self.dry_run,
@@ -105,7 +111,7 @@ class Result:
             "plan": self.plan.to_json(),
             "done": [c.to_json() for c in self.done],
             "failed": [f.to_json() for f in self.failed],
-            "skipped": [c.to_json() for c in self.skipped],
+            "skipped": [{**c.to_json(), "reason": self.why_skipped(c)} for c in self.skipped],
             "remaining": [c.to_json() for c in self.remaining],
             "verify_error": self.verify_error,
             "requests": self.requests,

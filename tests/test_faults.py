@@ -99,14 +99,14 @@ def test_down_past_the_deadline_is_exit_1_with_a_summary(server: StandInServer,
 ])
 def test_client_errors_on_writes_are_never_retried(server: StandInServer, config: Config,
                                                    status: int, body: str) -> None:
-    server.inject(Fault(method="PATCH", path=r"/routes/7/$", status=status, body=body))
+    server.inject(Fault(method="PATCH", path=r"/cpe_nat_ips/10/$", status=status, body=body))
     with pytest.raises(bondha.ApplyError) as info:
         bondha.reconcile(with_ha(config, deadline=10), Role.BACKUP)
     result = info.value.result
     assert result.rounds == 1
-    assert [f.change.ref.id for f in result.failed] == [7]
-    assert [c.ref.id for c in result.skipped] == [8]
-    assert patches(server) == 5  # one try at route 7, none at route 8, four that worked
+    assert [f.change.ref.id for f in result.failed] == [10]
+    assert [c.ref.id for c in result.skipped] == [11]
+    assert patches(server) == 5  # one try at CPE NAT IP 10, none at 11, four that worked
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])
@@ -132,27 +132,30 @@ def test_lost_write_is_found_by_verification_and_redone(server: StandInServer,
     assert active(server)[7] == {3}
 
 
-@pytest.mark.parametrize(("policy", "route_8_enabled", "overlaps"), [
+@pytest.mark.parametrize(("policy", "nat_11_enabled", "overlaps"), [
     ("hold", False, 0), ("enable", True, 1)])
 def test_disable_that_never_succeeds(server: StandInServer, config: Config, policy: str,
-                                     route_8_enabled: bool, overlaps: int) -> None:
-    server.inject(Fault(method="PATCH", path=r"/routes/7/$", status=503, body=HTML_503))
+                                     nat_11_enabled: bool, overlaps: int) -> None:
+    server.inject(Fault(method="PATCH", path=r"/cpe_nat_ips/10/$", status=503, body=HTML_503))
     with pytest.raises(bondha.ApplyError) as info:
         bondha.reconcile(with_ha(config, deadline=1, on_disable_failure=policy), Role.BACKUP)
     result = info.value.result
-    assert [f.change.ref.id for f in result.failed] == [7]
-    assert server.get_object(3, Kind.ROUTE, 8)["enabled"] is route_8_enabled
-    assert server.get_object(1, Kind.ROUTE, 7)["enabled"] is True
-    route = next(a for a in server.address_report().addresses if a.kind is Kind.ROUTE)
-    assert route.overlap_moments == overlaps
-    assert route.dark_moments == 0  # the old copy stays lit either way
-    assert active(server)[1] == {3}  # the other addresses moved
+    assert [f.change.ref.id for f in result.failed] == [10]
+    assert server.get_object(3, Kind.CPE_NAT_IP, 11)["enabled"] is nat_11_enabled
+    assert server.get_object(1, Kind.CPE_NAT_IP, 10)["enabled"] is True
+    nat = next(a for a in server.address_report().addresses if a.kind is Kind.CPE_NAT_IP)
+    assert nat.overlap_moments == overlaps
+    assert nat.dark_moments == 0  # the old copy stays lit either way
+    # The other addresses moved: a CPE NAT IP's order against connected IPs holds nothing.
+    assert active(server)[1] == {3}
+    assert active(server)[7] == {3}
 
 
 @pytest.mark.parametrize(("policy", "overlaps"), [("hold", 0), ("enable", 1)])
 def test_disable_that_succeeds_late(server: StandInServer, config: Config, policy: str,
                                     overlaps: int) -> None:
-    server.inject(Fault(method="PATCH", path=r"/routes/7/$", status=503, body=HTML_503, count=4))
+    server.inject(Fault(method="PATCH", path=r"/cpe_nat_ips/10/$", status=503, body=HTML_503,
+                        count=4))
     result = bondha.reconcile(with_ha(config, deadline=10, on_disable_failure=policy),
                               Role.BACKUP)
     assert result.converged

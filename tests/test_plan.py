@@ -125,8 +125,11 @@ def test_objects_pair_by_address_not_by_position() -> None:
 def test_failover_plan_disables_then_enables_each_address() -> None:
     pair, live = _pair()
     plan = make_plan(pair, Role.BACKUP, live)
+    # The old script's order of kinds: routes off, connected IPs off, connected IPs on, routes on.
     assert [(c.ref.id, c.enabled) for c in plan.changes] == [
-        (1, False), (4, True), (2, False), (5, True), (7, False), (8, True)]
+        (7, False), (1, False), (2, False), (4, True), (5, True), (8, True)]
+    assert [[(c.ref.id, c.enabled) for c in step.changes] for step in plan.steps] == [
+        [(1, False), (4, True)], [(2, False), (5, True)], [(7, False), (8, True)]]
     assert plan.summary() == "3 to disable on bond 1, 3 to enable on bond 3, 0 already right"
     lines = plan.render().splitlines()
     assert lines[0] == "Plan: make bond 3 (backup) active:"
@@ -138,7 +141,8 @@ def test_failover_plan_disables_then_enables_each_address() -> None:
     assert data["schema"] == "bondha.plan/1"
     assert [(a["address"], [c["id"] for c in a["changes"]]) for a in data["addresses"]] == [
         ("203.0.113.1/30", [1, 4]), ("2001:db8::1/64", [2, 5]), ("198.51.100.0/24", [7, 8])]
-    assert data["changes"] == [c for a in data["addresses"] for c in a["changes"]]
+    by_address = [c for a in data["addresses"] for c in a["changes"]]
+    assert sorted(data["changes"], key=by_address.index) == by_address
 
 
 def test_converged_pair_gives_the_empty_plan() -> None:

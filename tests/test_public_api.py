@@ -19,6 +19,7 @@ PUBLIC_MODULES = [
     "bondha.node.statedir", "bondha.node.transition", "bondha.node.daemon",
     "bondha.node.journal", "bondha.node.publish", "bondha.node.history", "bondha.node.metrics",
     "bondha.cli", "bondha.cli.parser", "bondha.cli.commands", "bondha.cli.output",
+    "bondha.apply", "bondha.dependencies", "bondha.printable", "bondha.securepath",
 ]
 
 

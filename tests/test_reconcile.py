@@ -148,17 +148,39 @@ def test_html_503_is_retried_then_converges(server: StandInServer, config: Confi
 
 
 def test_failed_disable_holds_back_the_enable(server: StandInServer, config: Config) -> None:
+    server.inject(Fault(method="PATCH", path=r"/bonds/1/cpe_nat_ips/10/$", status=503,
+                        body="<html>down</html>"))
+    with pytest.raises(bondha.ApplyError) as info:
+        bondha.reconcile(short_deadline(config), Role.BACKUP)
+    result = info.value.result
+    assert [f.change.ref.id for f in result.failed] == [10]
+    assert [c.ref.id for c in result.skipped] == [11]
+    assert result.why_skipped(result.skipped[0]) == "the other bond's copy could not be disabled"
+    assert "HTML" in result.failed[0].reason
+    assert server.get_object(3, Kind.CPE_NAT_IP, 11)["enabled"] is False
+    assert server.address_report().overlap_moments == 0
+    assert len(result.done) == 4  # the other addresses moved
+
+
+def test_failed_route_disable_holds_back_its_connected_ip(server: StandInServer,
+                                                          config: Config) -> None:
+    """Disabling connected IP 1 would leave route 7 enabled without its gateway 203.0.113.2."""
     server.inject(Fault(method="PATCH", path=r"/bonds/1/routes/7/$", status=503,
                         body="<html>down</html>"))
     with pytest.raises(bondha.ApplyError) as info:
         bondha.reconcile(short_deadline(config), Role.BACKUP)
     result = info.value.result
     assert [f.change.ref.id for f in result.failed] == [7]
-    assert [c.ref.id for c in result.skipped] == [8]
-    assert "HTML" in result.failed[0].reason
-    assert server.get_object(3, Kind.ROUTE, 8)["enabled"] is False
+    assert [c.ref.id for c in result.skipped] == [1, 4, 8]
+    assert result.why_skipped(result.skipped[0]) == (
+        "it waits for disable route 7 on bond 1 (198.51.100.0/24) (gateway), which failed")
+    assert server.get_object(1, Kind.CONNECTED_IP, 1)["enabled"] is True
+    assert server.stats().dependency_violations == 0
     assert server.address_report().overlap_moments == 0
-    assert len(result.done) == 4  # the other addresses moved
+    skipped = result.to_json()["skipped"]
+    assert [entry["id"] for entry in skipped] == [1, 4, 8]
+    assert "route 7" in skipped[0]["reason"]
+    assert "NOT DONE (it waits for disable route 7" in result.render()
 
 
 @pytest.mark.parametrize("body", ["not json", "[]", '{"id": 1}', '{"id": 1, "enabled": "yes"}'])

@@ -76,7 +76,10 @@ def test_get_object_has_url_address_and_extra_fields(
         "comment": "",
         "nat": False,
     }
-    assert client.get(path(3, ROUTE, 8)).json()["network"] == "198.51.100.0/24"
+    route = client.get(path(3, ROUTE, 8)).json()
+    assert route["network"] == "198.51.100.0/24"
+    assert (route["gateway"], route["interface"], route["include_private_wan"]) == (
+        "203.0.113.2", "Auto", False)
     assert server.get_object(3, "cpe_nat_ips", 11)["enabled"] is False
 
 
@@ -165,6 +168,8 @@ def test_options_lists_writable_fields_for_a_writer(client: httpx.Client) -> Non
     assert body["parses"] == ["application/json"]
     assert body["actions"]["PUT"]["enabled"]["read_only"] is False
     assert body["actions"]["PUT"]["network"]["read_only"] is True
+    assert body["actions"]["PUT"]["gateway"]["read_only"] is True
+    assert body["actions"]["PUT"]["interface"]["type"] == "string"
 
 
 # -- not found and not allowed -------------------------------------------------------------
@@ -483,7 +488,8 @@ def test_runs_as_a_process_until_sigterm(tmp_path: Path) -> None:
     ready, config, stats = tmp_path / "url", tmp_path / "swap-active-bond.conf", tmp_path / "s.json"
     process = subprocess.Popen(
         [sys.executable, "-m", "bondha.testing", "--ready-file", str(ready), "--write-config",
-         str(config), "--config-option", "attempt_delay=0.05", "--stats-file", str(stats)],
+         str(config), "--config-option", "attempt_delay=0.05", "--stats-file", str(stats),
+         "--strict-dependencies"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
@@ -494,6 +500,11 @@ def test_runs_as_a_process_until_sigterm(tmp_path: Path) -> None:
         url = ready.read_text().strip()
         response = httpx.get(url + path(1, CONN, 1), auth=(EXAMPLE_USER, EXAMPLE_PASSWORD))
         assert response.json()["ip"] == "203.0.113.1/30"
+        # Route 7 goes through connected IP 1: strict, the server refuses to strand it.
+        refused = httpx.patch(url + path(1, CONN, 1), json={"enabled": False},
+                              auth=(EXAMPLE_USER, EXAMPLE_PASSWORD))
+        assert refused.status_code == 400
+        assert "route 7" in refused.json()["enabled"][0]
         assert config.stat().st_mode & 0o777 == 0o600
         assert f"host = {url}\n" in config.read_text()
         assert "attempt_delay = 0.05\n" in config.read_text()
@@ -505,4 +516,6 @@ def test_runs_as_a_process_until_sigterm(tmp_path: Path) -> None:
             process.wait()
     assert process.returncode == 0
     assert out == f"listening on {url}\n"
-    assert json.loads(stats.read_text())["requests"] == 1
+    written = json.loads(stats.read_text())
+    assert written["requests"] == 2
+    assert (written["dependency_violations"], written["dependency_refusals"]) == (0, 1)

@@ -11,7 +11,8 @@ Start one in-process and point a config at it::
 
 or as a separate process: ``python -m bondha.testing --help``. The server measures how
 long each floating address had no bond (dark) or two bonds (overlap) enabled, counts
-requests and connections, and injects faults (error statuses, delays, resets).
+requests, connections and writes that break a route's gateway (refusing them with
+``strict_dependencies``), and injects faults (error statuses, delays, resets).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from __future__ import annotations
 from .faults import Fault
 from .fixtures import Fixture, RoutingRecord, User, example_fixture, pair_fixture
 from .server import StandInServer
-from .store import Stats, Write
+from .store import Stats, Violation, Write
 from .timeline import AddressFigures, AddressReport
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "StandInServer",
     "Stats",
     "User",
+    "Violation",
     "Write",
     "example_fixture",
     "pair_fixture",

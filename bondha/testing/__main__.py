@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--page-size", type=int, help="paginate lists (default: bare arrays)")
     parser.add_argument("--seed", type=int, help="seed of the faults' random source")
+    parser.add_argument(
+        "--strict-dependencies",
+        action="store_true",
+        help="refuse (400) writes that leave an enabled route without an enabled connected IP"
+        " holding its gateway (default: accept and count them)",
+    )
     parser.add_argument("--tls-cert", help="PEM certificate: serve https (with --tls-key)")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--write-config", type=Path, help="write a swap-active-bond.conf here")
@@ -104,6 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         page_size=args.page_size,
         ssl_context=tls,
         seed=args.seed,
+        strict_dependencies=args.strict_dependencies,
     )
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -21,7 +21,7 @@ import attrs
 from ..model import Kind
 from .fixtures import RoutingRecord, User
 from .messages import Request, Response, detail, html_not_found, json_response
-from .store import ObjectStore
+from .store import DependencyViolation, ObjectStore
 
 _ROUTE = re.compile(
     r"/api/v(?P<version>[0-9]+)/bonds/(?P<bond>[0-9]+)/(?P<kind>{})/(?:(?P<id>[0-9]+)/)?".format(
@@ -64,7 +64,9 @@ def object_json(record: RoutingRecord, base_url: str, version: int) -> dict[str,
 def _field_metadata(kind: Kind) -> dict[str, dict[str, Any]]:
     """The ``actions.PUT`` part of an OPTIONS answer, as DRF's SimpleMetadata describes fields."""
     types = {"id": "integer", "url": "field", kind.address_field: "string"}
-    if kind is Kind.CONNECTED_IP:
+    if kind is Kind.ROUTE:
+        types["gateway"] = "string"
+    if kind is not Kind.CPE_NAT_IP:
         types["interface"] = "string"
     types.update(
         (name, "boolean" if json_type is bool else "string")
@@ -274,5 +276,11 @@ class Api:
         changes, errors = _validate(route.kind, data)
         if errors:
             return json_response(400, errors)
-        updated = self._store.update(record.ref, changes, method=request.method, body=data)
+        try:
+            updated = self._store.update(record.ref, changes, method=request.method, body=data)
+        except DependencyViolation as exc:
+            # A field error, as DRF's validation gives it: on the route's gateway, or on the
+            # connected IP's enabled flag that would strand routes.
+            field = "gateway" if route.kind is Kind.ROUTE else "enabled"
+            return json_response(400, {field: [str(exc)]})
         return json_response(200, object_json(updated, request.base_url, route.version))

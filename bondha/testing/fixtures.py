@@ -55,13 +55,20 @@ class User:
         return cls(**data)
 
 
+def _default_interface(record: RoutingRecord) -> str:
+    # The vendor's default for a route: "Auto", picked from the gateway and the connected
+    # IP networks. A connected IP names the interface that receives its address.
+    return "Auto" if record.kind is Kind.ROUTE else "eth1"
+
+
 @attrs.frozen
 class RoutingRecord:
     """One routing object as the server stores it.
 
-    ``interface`` is served for connected IPs only and ``include_private_wan`` for connected
-    IPs and routes; ``comment`` and ``nat`` are there so that clients learn to ignore fields
-    they do not use.
+    ``interface`` is served for connected IPs and routes (a route's defaults to "Auto"),
+    ``gateway`` for routes (it must lie in the network of one of the bond's connected IPs)
+    and ``include_private_wan`` (default false, as in v4) for connected IPs and routes;
+    ``comment`` and ``nat`` are there so that clients learn to ignore fields they do not use.
     """
 
     bond_id: int
@@ -69,10 +76,11 @@ class RoutingRecord:
     id: int
     enabled: bool
     address: str
-    interface: str = "eth1"
+    interface: str = attrs.field(default=attrs.Factory(_default_interface, takes_self=True))
     include_private_wan: bool = False
     comment: str = ""
     nat: bool = False
+    gateway: str | None = None
 
     @property
     def ref(self) -> ObjectRef:
@@ -86,7 +94,9 @@ class RoutingRecord:
         """The object's JSON as the API serves it, without ``url`` (it depends on the request)."""
         fields: dict[str, Any] = {"id": self.id, "enabled": self.enabled}
         fields[self.kind.address_field] = self.address
-        if self.kind is Kind.CONNECTED_IP:
+        if self.kind is Kind.ROUTE:
+            fields["gateway"] = self.gateway
+        if self.kind is not Kind.CPE_NAT_IP:
             fields["interface"] = self.interface
         if self.kind is not Kind.CPE_NAT_IP:
             fields["include_private_wan"] = self.include_private_wan
@@ -98,7 +108,7 @@ class RoutingRecord:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RoutingRecord:
         kind = Kind(data["kind"])
-        optional = ("interface", "include_private_wan", "comment", "nat")
+        optional = ("interface", "include_private_wan", "comment", "nat", "gateway")
         return cls(
             bond_id=int(data["bond_id"]),
             kind=kind,
@@ -249,9 +259,10 @@ class Fixture:
 def example_fixture() -> Fixture:
     """The how-to's example: master bond 1 and backup bond 3, plus bond 5 of someone else.
 
-    Floating: connected IPs 1/4 (203.0.113.1/30), routes 7/8 (198.51.100.0/24) and CPE NAT
-    IPs 10/11 (203.0.113.9/32), enabled on the master. Connected IPs 2 and 5 are the
-    bonders' private link (192.168.66.1/30 and .2/30): both enabled, never floating.
+    Floating: connected IPs 1/4 (203.0.113.1/30), routes 7/8 (198.51.100.0/24, gateway
+    203.0.113.2: the customer's router, in the floating connected IP) and CPE NAT IPs 10/11
+    (203.0.113.9/32), enabled on the master. Connected IPs 2 and 5 are the bonders' private
+    link (192.168.66.1/30 and .2/30): both enabled, never floating.
     """
     conn, route, nat = Kind.CONNECTED_IP, Kind.ROUTE, Kind.CPE_NAT_IP
     private = "private link between the bonders"
@@ -261,8 +272,8 @@ def example_fixture() -> Fixture:
         RoutingRecord(5, conn, 3, True, "198.18.0.1/30", comment="another customer's bond"),
         RoutingRecord(3, conn, 4, False, "203.0.113.1/30"),
         RoutingRecord(3, conn, 5, True, "192.168.66.2/30", comment=private),
-        RoutingRecord(1, route, 7, True, "198.51.100.0/24"),
-        RoutingRecord(3, route, 8, False, "198.51.100.0/24"),
+        RoutingRecord(1, route, 7, True, "198.51.100.0/24", gateway="203.0.113.2"),
+        RoutingRecord(3, route, 8, False, "198.51.100.0/24", gateway="203.0.113.2"),
         RoutingRecord(1, nat, 10, True, "203.0.113.9/32"),
         RoutingRecord(3, nat, 11, False, "203.0.113.9/32"),
     )
@@ -271,11 +282,12 @@ def example_fixture() -> Fixture:
 
 
 _MAX_PER_KIND = 4096  # the /24 routes come from 172.16.0.0/12
+_GENERATED_CONNECTED = ipaddress.IPv4Address("10.0.0.1")  # connected IP i: 10.0.0.1 + 4i /30
 
 
 def _generated_address(kind: Kind, index: int) -> str:
     if kind is Kind.CONNECTED_IP:
-        return f"{ipaddress.IPv4Address('10.0.0.1') + 4 * index}/30"
+        return f"{_GENERATED_CONNECTED + 4 * index}/30"
     if kind is Kind.ROUTE:
         return f"{ipaddress.IPv4Address('172.16.0.0') + 256 * index}/24"
     return f"{ipaddress.IPv4Address('10.128.0.0') + index}/32"
@@ -294,7 +306,8 @@ def pair_fixture(
 
     Both bonds carry the same addresses (distinct per object); ids run from 1 on the master
     bond, kinds in config order, then on the backup bond. Objects are enabled on the
-    ``active`` bond ("master" or "backup") only.
+    ``active`` bond ("master" or "backup") only. Route *i*'s gateway lies in connected IP
+    *i* (the other address of its /30), so each route depends on one floating connected IP.
     """
     if not 0 <= per_kind <= _MAX_PER_KIND:
         raise ValueError(f"per_kind must be between 0 and {_MAX_PER_KIND}, not {per_kind}")
@@ -305,7 +318,10 @@ def pair_fixture(
         for kind in Kind:
             for index in range(per_kind):
                 address = _generated_address(kind, index)
-                yield RoutingRecord(bond, kind, next(ids), bond == active_bond, address)
+                gateway = (str(_GENERATED_CONNECTED + 4 * index + 1) if kind is Kind.ROUTE
+                           else None)
+                yield RoutingRecord(bond, kind, next(ids), bond == active_bond, address,
+                                    gateway=gateway)
 
     objects = [*bond_objects(master_bond), *bond_objects(backup_bond)]
     return Fixture(objects, (User(user, password),), master_bond, backup_bond)

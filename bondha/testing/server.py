@@ -152,6 +152,10 @@ class StandInServer:
     ``latency`` seconds are slept before answering each API request (changeable while
     running); ``page_size`` None serves bare JSON arrays, an int the paginated envelope;
     ``ssl_context`` serves https; ``seed`` makes faults with a ``rate`` reproducible.
+    Writes that leave an enabled route without an enabled connected IP holding its gateway
+    are counted (:attr:`Stats.violations <bondha.testing.Stats.violations>`); with
+    ``strict_dependencies`` they are refused with a DRF field error (400), as a validating
+    server would refuse them.
     Use as a context manager, or call :meth:`start` and :meth:`stop`.
     """
 
@@ -166,6 +170,7 @@ class StandInServer:
         page_size: int | None = None,
         ssl_context: ssl.SSLContext | None = None,
         seed: int | None = None,
+        strict_dependencies: bool = False,
     ) -> None:
         if page_size is not None and page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
@@ -174,7 +179,7 @@ class StandInServer:
         self.api_versions = tuple(api_versions)
         self._address = (host, port)
         self._tls = ssl_context
-        self._store = ObjectStore(self.fixture)
+        self._store = ObjectStore(self.fixture, strict_dependencies=strict_dependencies)
         self._faults = FaultInjector(seed)
         self._api = Api(self._store, self.fixture.users, self.api_versions, page_size)
         self._control = Control(self._store, self._faults)
@@ -235,6 +240,15 @@ class StandInServer:
         if ":" in host:
             host = f"[{host}]"
         return f"{'http' if self._tls is None else 'https'}://{host}:{self.port}"
+
+    @property
+    def strict_dependencies(self) -> bool:
+        """Whether writes that break a route's gateway are refused (400); settable."""
+        return self._store.strict_dependencies
+
+    @strict_dependencies.setter
+    def strict_dependencies(self, strict: bool) -> None:
+        self._store.strict_dependencies = strict
 
     # -- what tests and benchmarks look at -------------------------------------------------
 

@@ -2,14 +2,20 @@
 
 A change and the timeline entry it causes are one atomic step, so the dark and overlap
 figures follow the exact order in which writes landed.
+
+Routes depend on connected IPs: a route's gateway must lie in the network of an enabled
+connected IP of its bond, or the bonder cannot load it. An API write that leaves an enabled
+route without one is a *dependency violation*: counted in the statistics, and refused with a
+400 when the store is strict (``strict_dependencies``), as a validating server would.
 """
 
 from __future__ import annotations
 
 import collections
+import ipaddress
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Callable
 
 import attrs
@@ -39,20 +45,63 @@ class Write:
 
 
 @attrs.frozen
+class Violation:
+    """An API write that left enabled routes without a connected IP holding their gateway.
+
+    ``refused`` True: a strict store answered 400 and changed nothing.
+    """
+
+    at: float
+    bond_id: int
+    kind: Kind
+    id: int
+    routes: tuple[int, ...]  # the routes (ids) that lost the way to their gateway
+    refused: bool
+    message: str
+
+    @property
+    def ref(self) -> ObjectRef:
+        return ObjectRef(self.bond_id, self.kind, self.id)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**attrs.asdict(self), "kind": self.kind.value, "routes": list(self.routes)}
+
+
+class DependencyViolation(Exception):
+    """Raised by a strict store instead of making a write that breaks a route's gateway."""
+
+    def __init__(self, violation: Violation) -> None:
+        super().__init__(violation.message)
+        self.violation = violation
+
+
+@attrs.frozen
 class Stats:
     """What clients did since the server started or :meth:`reset` was called.
 
     ``connections`` counts TCP connections that carried at least one API request, so
-    ``requests / connections`` shows how well a client reuses connections.
+    ``requests / connections`` shows how well a client reuses connections. ``violations``
+    are the writes that broke (or, refused, would have broken) a route's gateway.
     """
 
     requests_by_method: Mapping[str, int]
     connections: int
     writes: tuple[Write, ...]
+    violations: tuple[Violation, ...] = ()
 
     @property
     def requests(self) -> int:
         return sum(self.requests_by_method.values())
+
+    @property
+    def dependency_violations(self) -> int:
+        """Writes accepted although they left an enabled route without its gateway."""
+        return sum(not v.refused for v in self.violations)
+
+    @property
+    def dependency_refusals(self) -> int:
+        """Writes a strict store refused (400) because they would have done so."""
+        return sum(v.refused for v in self.violations)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -60,17 +109,60 @@ class Stats:
             "requests_by_method": dict(self.requests_by_method),
             "connections": self.connections,
             "writes": [write.to_json() for write in self.writes],
+            "dependency_violations": self.dependency_violations,
+            "dependency_refusals": self.dependency_refusals,
+            "violations": [violation.to_json() for violation in self.violations],
         }
+
+
+def _holders(records: Iterable[RoutingRecord]) -> dict[int, frozenset[int]]:
+    """Each route's id mapped to the connected IPs (ids) of its bond whose network holds its
+    gateway; a route without a readable gateway maps to nothing and is never broken."""
+    networks: dict[int, list[tuple[Any, int]]] = collections.defaultdict(list)
+    routes: list[RoutingRecord] = []
+    for record in records:
+        if record.kind is Kind.CONNECTED_IP:
+            try:
+                network = ipaddress.ip_interface(record.address).network
+            except ValueError:
+                continue
+            networks[record.bond_id].append((network, record.id))
+        elif record.kind is Kind.ROUTE and record.gateway:
+            routes.append(record)
+    holders: dict[int, frozenset[int]] = {}
+    for route in routes:
+        try:
+            gateway = ipaddress.ip_address(route.gateway or "")
+        except ValueError:
+            continue
+        holders[route.id] = frozenset(
+            conn_id for network, conn_id in networks[route.bond_id] if gateway in network
+        )
+    return holders
 
 
 class ObjectStore:
     """Thread-safe state of one stand-in server."""
 
-    def __init__(self, fixture: Fixture, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        fixture: Fixture,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        strict_dependencies: bool = False,
+    ) -> None:
         self._lock = threading.Lock()
         self._clock = clock
+        self.strict_dependencies = strict_dependencies
         self.bonds = fixture.bonds
         self._records = {record.id: record for record in fixture.objects}
+        # Addresses and gateways cannot be written: who holds whose gateway never changes.
+        self._gateway_holders = _holders(fixture.objects)
+        self._routes_via: dict[int, list[int]] = collections.defaultdict(list)
+        for route_id, conn_ids in sorted(self._gateway_holders.items()):
+            for conn_id in conn_ids:
+                self._routes_via[conn_id].append(route_id)
+        self._violations: list[Violation] = []
         listings: dict[tuple[int, Kind], list[int]] = collections.defaultdict(list)
         holders: dict[AddressKey, list[int]] = collections.defaultdict(list)
         for record in sorted(fixture.objects, key=lambda record: record.id):
@@ -119,15 +211,18 @@ class ObjectStore:
     ) -> RoutingRecord:
         """Apply ``changes`` to the object; with ``method`` it is an API write and is recorded.
 
-        Raises KeyError for an unknown object.
+        Raises KeyError for an unknown object, and :class:`DependencyViolation` (nothing
+        changed) for an API write that would break a route's gateway in a strict store.
         """
         with self._lock:
             record = self.get(ref.bond_id, ref.kind, ref.id)
             if record is None:
                 raise KeyError(str(ref))
             updated = attrs.evolve(record, **changes)
-            self._records[record.id] = updated
             now = self._clock()
+            if method is not None:
+                self._check_dependencies(record, updated, now)
+            self._records[record.id] = updated
             key = record.address_key
             if key in self._holders:
                 self._timeline.observe(key, self._enabled_bonds(key), now)
@@ -137,6 +232,41 @@ class ObjectStore:
                 )
             return updated
 
+    def _broken(self, route_id: int, changed: RoutingRecord) -> bool:
+        """Whether the route is enabled without an enabled holder, were ``changed`` written."""
+        def current(object_id: int) -> RoutingRecord:
+            return changed if object_id == changed.id else self._records[object_id]
+
+        holders = self._gateway_holders.get(route_id)
+        if holders is None or not current(route_id).enabled:
+            return False
+        return not any(current(conn_id).enabled for conn_id in holders)
+
+    def _check_dependencies(self, before: RoutingRecord, after: RoutingRecord, now: float) -> None:
+        """Record (or, strict, refuse) a write that breaks a route's gateway. Lock held."""
+        if before.kind is Kind.ROUTE:
+            affected = [before.id]
+        elif before.kind is Kind.CONNECTED_IP:
+            affected = self._routes_via.get(before.id, [])
+        else:
+            return
+        broken = tuple(r for r in affected
+                       if self._broken(r, after) and not self._broken(r, before))
+        if not broken:
+            return
+        if before.kind is Kind.ROUTE:
+            message = (f"Gateway {before.gateway} is not in the network of an enabled "
+                       f"connected IP of bond {before.bond_id}.")
+        else:
+            names = ", ".join(f"{self._records[r].address} (route {r})" for r in broken)
+            message = (f"Routes of bond {before.bond_id} have their gateway in this connected "
+                       f"IP's network: {names}. Disable them first.")
+        violation = Violation(now, before.bond_id, before.kind, before.id, broken,
+                              self.strict_dependencies, message)
+        self._violations.append(violation)
+        if self.strict_dependencies:
+            raise DependencyViolation(violation)
+
     def count_request(self, method: str, *, new_connection: bool) -> None:
         with self._lock:
             self._requests[method] += 1
@@ -144,7 +274,8 @@ class ObjectStore:
 
     def stats(self) -> Stats:
         with self._lock:
-            return Stats(dict(self._requests), self._connections, tuple(self._writes))
+            return Stats(dict(self._requests), self._connections, tuple(self._writes),
+                         tuple(self._violations))
 
     def report(self) -> AddressReport:
         with self._lock:
@@ -155,4 +286,5 @@ class ObjectStore:
             self._requests.clear()
             self._connections = 0
             self._writes.clear()
+            self._violations.clear()
             self._timeline.reset(self._clock())
