@@ -7,6 +7,9 @@ runs can overlap on one node. Two files serialise them and let the newest event 
     The newest keepalived event this node has seen, with a sequence number. Taking a
     :class:`Ticket` increments it (under ``event.lock``, a few microseconds) and records
     the event; the file is replaced atomically, so readers never see half of it.
+    "Newest" is keepalived's order of emission where the hook's fork record tells it
+    (:mod:`bondha.node.forkorder`): an event recorded after one that keepalived emitted
+    later gets a number but never becomes the newest.
 ``apply.lock``
     Held (``flock``) by the one run that may write. A run waits for it only while its
     ticket is still the newest; a run whose ticket went stale gives up without a write.
@@ -36,6 +39,7 @@ from typing import Any, Callable
 import attrs
 
 from .errors import StateError, Superseded
+from .node.forkorder import Fork, order
 
 __all__ = ["DEFAULT_STATE_DIR", "STATE_DIR_ENV", "StateDir", "Ticket", "state_dir_path"]
 
@@ -59,14 +63,23 @@ class Ticket:
     event: str  # the event as keepalived said it, e.g. "INSTANCE VI_1 MASTER 10"
     pid: int = 0
     at: float = 0.0  # wall-clock time it was recorded
+    fork: Fork | None = None  # the recording hook's fork record; None: the daemon, a test
+    previous: str | None = None  # the newest event when this one became the newest
+    # Set when keepalived emitted this event before the already recorded event of that
+    # sequence number (the hooks recorded in the opposite order): it never was the newest.
+    emitted_before: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        data = attrs.asdict(self, recurse=False)
+        data["fork"] = self.fork.to_json() if self.fork else None
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Ticket:
+        fork = data.get("fork")
         return cls(int(data["seq"]), str(data["event"]), int(data.get("pid", 0)),
-                   float(data.get("at", 0.0)))
+                   float(data.get("at", 0.0)), Fork.from_json(fork) if fork else None,
+                   data.get("previous"))
 
 
 class StateDir:
@@ -99,24 +112,41 @@ class StateDir:
 
     def current(self) -> Ticket | None:
         """The newest recorded event, or None when none was recorded yet."""
+        return self._read_record()[0]
+
+    def _read_record(self) -> tuple[Ticket | None, int]:
+        """The newest event and the last sequence number handed out (0: none yet)."""
         try:
             text = self.record_path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            return None
+            return None, 0
         except OSError as exc:
             raise StateError(f"{self.record_path}: cannot read: {exc.strerror or exc}") from None
         try:
-            return Ticket.from_json(json.loads(text))
+            data = json.loads(text)
+            ticket = Ticket.from_json(data)
+            return ticket, max(ticket.seq, int(data.get("last_seq", 0)))
         except (ValueError, KeyError, TypeError):
             raise StateError(f"{self.record_path}: not an event record written by bondha; "
                              "remove it") from None
 
-    def take_ticket(self, event: str) -> Ticket:
-        """Record ``event`` as the newest one; every older ticket is stale from now on."""
+    def take_ticket(self, event: str, fork: Fork | None = None) -> Ticket:
+        """Record ``event`` as the newest one; every older ticket is stale from now on.
+
+        With ``fork`` (the recording hook's fork record) an event that keepalived emitted
+        before the recorded newest one is numbered but not made the newest: the ticket
+        comes back with ``emitted_before`` set, and is stale from the start.
+        """
         with self._locked("event.lock", wait=True):
-            last = self.current()
-            ticket = Ticket((last.seq if last else 0) + 1, event, os.getpid(), time.time())
-            self._write_record(ticket)
+            last, last_seq = self._read_record()
+            ticket = Ticket(last_seq + 1, event, os.getpid(), time.time(), fork,
+                            last.event if last else None)
+            if (last is not None and fork is not None and last.fork is not None
+                    and order(fork, last.fork) == -1):
+                ticket = attrs.evolve(ticket, previous=None, emitted_before=last.seq)
+                self._write_record(last, ticket.seq)
+            else:
+                self._write_record(ticket, ticket.seq)
         return ticket
 
     def is_current(self, ticket: Ticket) -> bool:
@@ -142,11 +172,11 @@ class StateDir:
 
         return check
 
-    def _write_record(self, ticket: Ticket) -> None:
+    def _write_record(self, ticket: Ticket, last_seq: int) -> None:
         fd, temporary = tempfile.mkstemp(dir=self.path, prefix=".event.")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as stream:
-                json.dump(ticket.to_json(), stream)
+                json.dump({**ticket.to_json(), "last_seq": last_seq}, stream)
             os.replace(temporary, self.record_path)
         except OSError as exc:
             with contextlib.suppress(OSError):
