@@ -106,7 +106,12 @@ def test_backup_pauses_the_checks(server: StandInServer, node: Node) -> None:
     wait_for(lambda: node.daemon.checks >= 1, "a first check")
     node.send('INSTANCE "VI_1" BACKUP 10')
     wait_for(lambda: node.daemon.role is None, "the BACKUP event")
-    server.set_enabled(1, Kind.ROUTE, 7, False)  # the peer's business now
+    # BACKUP right after MASTER: the peer is MASTER, so the addresses go back to its bond,
+    # once; after that the pair is the peer's business.
+    wait_for(lambda: active_bonds(server) == {3}, "the handback to the peer's bond")
+    time.sleep(INTERVAL)
+    server.reset_stats()
+    server.set_enabled(3, Kind.ROUTE, 8, False)
     checks = node.daemon.checks
     time.sleep(3 * INTERVAL)
     assert node.daemon.checks == checks

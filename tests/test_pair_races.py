@@ -8,7 +8,6 @@ the last events, with no address on the wrong bond or on both.
 from __future__ import annotations
 
 import collections
-import functools
 import os
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Callable
 
 import attrs
 import pytest
@@ -144,13 +144,16 @@ class Node:
     def event(self, text: str, *, wait: bool = True) -> None:
         """Run the hook for ``text`` ("MASTER 9") in a thread, once it is recorded."""
         event = parse_notify_args(["INSTANCE", "VI_1", *text.split()])
-        seen = self.state.current().seq if self.state.current() else 0
+        seen = self.last_seq()
         thread = threading.Thread(target=lambda: self.results.append(notify(self.config, event)))
         thread.start()
         self.threads.append(thread)
         if wait:
-            _wait(lambda: (self.state.current().seq if self.state.current() else 0) > seen,
-                  f"{text} to be recorded")
+            _wait(lambda: self.last_seq() > seen, f"{text} to be recorded")
+
+    def last_seq(self) -> int:
+        current = self.state.current()
+        return current.seq if current else 0
 
     def join(self) -> None:
         for thread in self.threads:
@@ -158,9 +161,9 @@ class Node:
             assert not thread.is_alive()
 
 
-def _wait(condition: functools.partial[bool] | object, what: str, timeout: float = 20.0) -> None:
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
     end = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < end, f"timed out waiting for {what}"
         time.sleep(0.005)
 
@@ -246,7 +249,9 @@ def test_peer_stopped_mid_run_is_repaired_by_the_settle_window(
     backup.join()
     assert _settled(standin) == ON_MASTER
     result = master.results[0]
-    assert result is not None and result.converged and result.done  # repaired in the window
+    assert result is not None
+    assert result.converged
+    assert result.done  # repaired in the window
 
 
 def test_startup_master_recorded_after_a_later_backup_changes_nothing(
