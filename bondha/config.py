@@ -843,7 +843,7 @@ def _read_ha(report: _Report, values: _Values) -> HaSettings:
             report, values, "reconcile_interval", _interval, _HA_DEFAULTS.reconcile_interval,
             section=_HA,
         ),
-        settle=_optional(report, values, "settle", _delay, _HA_DEFAULTS.settle, section=_HA),
+        settle=_optional(report, values, "settle", _settle, _HA_DEFAULTS.settle, section=_HA),
         allow_readable_secrets=_optional(
             report, values, "allow_readable_secrets", _boolean,
             _HA_DEFAULTS.allow_readable_secrets, section=_HA,
@@ -859,6 +859,14 @@ def _disable_failure_policy(text: str) -> str:
     if text.lower() not in DISABLE_FAILURE_POLICIES:
         raise _Invalid("must be hold (the safe default: never two bonds) or enable")
     return text.lower()
+
+
+def _settle(text: str) -> float:
+    seconds = _seconds(text, zero_ok=True)
+    if seconds > 300:
+        raise _Invalid("must be 300 seconds or less; checking longer is the daemon's job "
+                       "(reconcile_interval)")
+    return seconds
 
 
 def _interval(text: str) -> float:
