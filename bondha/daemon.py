@@ -37,7 +37,13 @@ from .keepalived import Event, parse_fifo_line, role_for
 from .model import Role
 from .reconciler import Result
 from .statedir import StateDir, Ticket
-from .transition import apply_transition, handback_role, open_state_dir, record_event
+from .transition import (
+    HANDBACK_GRACE,
+    apply_transition,
+    handback_role,
+    open_state_dir,
+    record_event,
+)
 
 __all__ = ["EARLY_CHECKS", "RETRY_AFTER_FAILURE", "Daemon", "ensure_fifo", "run_daemon"]
 
@@ -180,7 +186,8 @@ class Daemon:
                 return True
             log.info("BACKUP after MASTER: the peer is MASTER; handing the addresses back to "
                      "the %s bond", back.value)
-            return self._apply(back, ticket, periodic=False, trigger="handback")
+            return self._apply(back, ticket, periodic=False, trigger="handback",
+                               grace=HANDBACK_GRACE)
         self._early = list(EARLY_CHECKS)
         return self._apply(role, ticket, periodic=False)
 
@@ -197,12 +204,13 @@ class Daemon:
         return converged
 
     def _apply(self, role: Role, ticket: Ticket, *, periodic: bool,
-               trigger: str | None = None) -> bool:
+               trigger: str | None = None, grace: float = 0.0) -> bool:
         try:
             result = apply_transition(self.config, role, self.state, ticket,
                                       transport=self._transport, stopping=self.stopping,
                                       source="daemon",
-                                      trigger=trigger or ("check" if periodic else "event"))
+                                      trigger=trigger or ("check" if periodic else "event"),
+                                      grace=grace)
         except BondhaError as exc:
             log.error("%s: %s", "drift check" if periodic else f"event {ticket.seq}", exc)
             return False

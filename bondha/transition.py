@@ -35,8 +35,8 @@ from .plan import Plan
 from .reconciler import Result, reconcile
 from .statedir import StateDir, Ticket, state_dir_path
 
-__all__ = ["apply_transition", "handback_role", "notify", "open_state_dir", "record_event",
-           "settle_checks"]
+__all__ = ["HANDBACK_GRACE", "apply_transition", "handback_role", "notify", "open_state_dir",
+           "record_event", "settle_checks"]
 
 log = logging.getLogger("bondha")
 
@@ -75,6 +75,7 @@ def apply_transition(
     source: str = "hook",
     trigger: str = "event",
     settle: float = 0.0,
+    grace: float = 0.0,
 ) -> Result:
     """Make ``role``'s bond active for ``ticket``'s event, under the node's apply lock.
 
@@ -82,7 +83,8 @@ def apply_transition(
     took over before or during the run; raises as :func:`~bondha.reconciler.reconcile`.
     Either way the run is journaled (``source`` "hook" or "daemon", ``trigger`` "event",
     "check" or "handback") and counted in the metrics. With ``settle`` the run, once
-    verified, keeps checking (and repairing) for that many seconds.
+    verified, keeps checking (and repairing) for that many seconds; with ``grace`` it waits
+    that long, holding the lock, before it reads.
     """
     started = time.monotonic()
 
@@ -93,7 +95,7 @@ def apply_transition(
 
     try:
         result = _apply(config, role, state, ticket, transport=transport, stopping=stopping,
-                        settle=settle)
+                        settle=settle, grace=grace)
     except Exception as exc:
         record(None, exc)
         raise
@@ -103,10 +105,12 @@ def apply_transition(
 
 def _apply(config: Config, role: Role, state: StateDir, ticket: Ticket, *,
            transport: httpx.AsyncBaseTransport | None,
-           stopping: Callable[[], str | None] | None, settle: float) -> Result:
+           stopping: Callable[[], str | None] | None, settle: float,
+           grace: float) -> Result:
     guard = state.guard(ticket, stopping)
     try:
         with state.hold(ticket, timeout=_lock_wait(config), stopping=stopping):
+            _sleep_until(time.monotonic() + grace, guard)
             result = reconcile(config, role, transport=transport, guard=guard)
             if settle > 0 and result.converged:
                 result = _settle(config, role, result, settle, transport=transport, guard=guard)
@@ -116,6 +120,10 @@ def _apply(config: Config, role: Role, state: StateDir, ticket: Ticket, *,
         return Result(Plan(role, config.pair.side(role).bond_id), superseded=str(exc))
 
 
+#: Seconds a handback waits (its node's own writes all answered) before it reads: the peer's
+#: MASTER run has usually moved everything by then, so the handback only reads, instead of
+#: writing every object a second time.
+HANDBACK_GRACE = 0.5
 _FIRST_SETTLE_GAP = 0.25  # seconds to the first check of the settle window; gaps then double
 
 
@@ -218,7 +226,7 @@ def notify(config: Config, event: Event, *,
                  "handing the addresses back to the %s bond (event %d)", event.type,
                  event.name, event.priority, back.value, ticket.seq)
         return apply_transition(config, back, state, ticket, transport=transport,
-                                trigger="handback")
+                                trigger="handback", grace=HANDBACK_GRACE)
     log.info("keepalived %s %s is MASTER with priority %d: making the %s bond active (event %d)",
              event.type, event.name, event.priority, role.value, ticket.seq)
     return apply_transition(config, role, state, ticket, transport=transport,
