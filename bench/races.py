@@ -111,9 +111,8 @@ def _wait_for_patch(server: StandInServer, timeout: float = 20.0) -> None:
         time.sleep(0.002)
 
 
-def run(scenario: str, root: Path, per_kind: int, workdir: Path) -> Outcome:
+def run(scenario: str, root: Path, per_kind: int, workdir: Path, hold: float) -> Outcome:
     fix = fixture(per_kind)
-    hold = HOLD[scenario]
     with StandInServer(fix) as server:
         nodes = []
         for name, user, password in (("master", None, None),
@@ -190,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--per-kind", type=int, default=5)
     parser.add_argument("--scenario", action="append", choices=SCENARIOS)
     parser.add_argument("--before", type=Path, help="a checkout to compare with")
+    parser.add_argument("--hold", type=float, help="seconds the server holds each write of "
+                        "the backup bonder (default: per scenario, see HOLD)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of the table")
     parser.add_argument("--save", type=Path, help="also write the JSON to this file")
     args = parser.parse_args(argv)
@@ -202,7 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for tree, root in trees.items():
                     workdir = Path(tmp) / tree
                     workdir.mkdir(exist_ok=True)
-                    results[scenario][tree].append(run(scenario, root, args.per_kind, workdir))
+                    hold = HOLD[scenario] if args.hold is None else args.hold
+                    results[scenario][tree].append(
+                        run(scenario, root, args.per_kind, workdir, hold))
             if not args.json:
                 print(scenario, {t: _summary(o)["right"] for t, o in results[scenario].items()},
                       file=sys.stderr)
@@ -216,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(data)
         return 0
     print(f"{3 * args.per_kind} floating addresses; the backup bonder's writes held "
-          "(s): " + ", ".join(f"{s} {HOLD[s]}" for s in table))
+          "(s): " + ", ".join(f"{s} {HOLD[s] if args.hold is None else args.hold}"
+                             for s in table))
     print("| scenario | tree | right | runs with overlap | overlap moments | overlap addr-s "
           "| dark addr-s (median) | requests (median) | hook s (median / max) |")
     print("|---|---|---|---|---|---|---|---|---|")

@@ -76,10 +76,10 @@ class Ticket:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Ticket:
-        fork = data.get("fork")
+        fork, previous = data.get("fork"), data.get("previous")
         return cls(int(data["seq"]), str(data["event"]), int(data.get("pid", 0)),
                    float(data.get("at", 0.0)), Fork.from_json(fork) if fork else None,
-                   data.get("previous"))
+                   None if previous is None else str(previous))
 
 
 class StateDir:

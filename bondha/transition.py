@@ -25,7 +25,7 @@ import attrs
 import httpx
 
 from .config import Config
-from .errors import Superseded, UsageError
+from .errors import ApiError, ApplyError, Superseded, UsageError
 from .journal import reconcile_record, transition_record
 from .keepalived import Event, State, parse_fifo_line, role_for
 from .model import Role
@@ -155,7 +155,16 @@ def _settle(config: Config, role: Role, verified: Result, settle: float, *,
             _sleep_until(started + offset, guard)
         except Superseded as exc:
             return attrs.evolve(result, superseded=str(exc))
-        check = reconcile(config, role, transport=transport, guard=guard)
+        try:
+            check = reconcile(config, role, transport=transport, guard=guard)
+        except ApplyError:
+            raise  # the pair changed and could not be written back: not converged
+        except ApiError as exc:
+            # A read failed (the server slow or away): no sign of a change, and the run
+            # has verified already. Say so and keep watching.
+            log.warning("settle: check %.2fs after verification could not read the pair (%s)",
+                        offset, exc)
+            continue
         if check.done:
             log.warning("settle: the pair changed %.2fs after verification (a peer's late "
                         "write?); repaired: %s", offset, ", ".join(map(str, check.done)))

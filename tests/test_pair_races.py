@@ -272,3 +272,16 @@ def test_startup_master_recorded_after_a_later_backup_changes_nothing(
     assert "was emitted by keepalived before event 1" in err
     assert placement(standin) == ON_MASTER
     assert standin.stats().requests_by_method.get("PATCH", 0) == 0
+
+
+def test_a_settle_read_that_fails_leaves_the_run_converged(
+        server: StandInServer, config: Config, caplog: pytest.LogCaptureFixture) -> None:
+    """The run verified; a read of its settle window that fails is no sign of a change."""
+    cfg = attrs.evolve(config, ha=attrs.evolve(config.ha, settle=0.3, deadline=1.0))
+    # Two reads of the pair (preflight, verification) of 6 lists each pass; then none does.
+    server.inject(Fault(method="GET", skip=12, status=503, body="<html>busy</html>"))
+    result = notify(cfg, parse_notify_args(["INSTANCE", "VI_1", "MASTER", "9"]))
+    assert result is not None
+    assert result.converged
+    assert "could not read the pair" in caplog.text
+    assert server.stats().requests_by_method["GET"] > 12  # the window did try
