@@ -780,18 +780,18 @@ def test_bondha_reliability_options() -> None:
     config = parse_config(render(extra=(
         "[bondha]\non_disable_failure = Enable\nstate_dir = /var/lib/bondha\n"
         "notify_fifo = /run/bondha/notify.fifo\ninstances = VI_1, VI_2,VI_1\n"
-        "reconcile_interval = 2.5\n")))
+        "reconcile_interval = 2.5\nsettle = 0\n")))
     assert config.ha == HaSettings(
         on_disable_failure="enable", state_dir=Path("/var/lib/bondha"),
         notify_fifo=Path("/run/bondha/notify.fifo"), instances=("VI_1", "VI_2"),
-        reconcile_interval=2.5)
+        reconcile_interval=2.5, settle=0.0)
     assert config.warnings == ()
 
 
 def test_bondha_reliability_defaults() -> None:
     ha = parse_config(render(extra="[bondha]\ninstances =\nstate_dir =\n")).ha
     assert (ha.on_disable_failure, ha.state_dir, ha.notify_fifo, ha.instances,
-            ha.reconcile_interval) == ("hold", None, None, (), 30.0)
+            ha.reconcile_interval, ha.settle) == ("hold", None, None, (), 30.0, 2.0)
 
 
 @pytest.mark.parametrize(("line", "message"), [
@@ -808,6 +808,9 @@ def test_bondha_reliability_defaults() -> None:
     ("pool_size = many", "not a whole number"),
     ("deadline = 0", "more than 0 seconds"),
     ("deadline = soon", "not a number of seconds"),
+    ("settle = -1", "0 seconds or more"),
+    ("settle = 301", "300 seconds or less"),
+    ("settle = a while", "not a number of seconds"),
 ])
 def test_bondha_section_bad_values(line: str, message: str) -> None:
     problem = only_problem(render(extra=f"[bondha]\n{line}\n"))

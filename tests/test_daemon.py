@@ -72,7 +72,12 @@ def test_backup_pauses_the_checks(server: StandInServer, node: Node) -> None:
     wait_for(lambda: node.daemon.checks >= 1, "a first check")
     node.send('INSTANCE "VI_1" BACKUP 10')
     wait_for(lambda: node.daemon.role is None, "the BACKUP event")
-    server.set_enabled(1, Kind.ROUTE, 7, False)  # the peer's business now
+    # BACKUP right after MASTER: the peer is MASTER, so the addresses go back to its bond,
+    # once; after that the pair is the peer's business.
+    wait_for(lambda: active_bonds(server) == {3}, "the handback to the peer's bond")
+    time.sleep(INTERVAL)
+    server.reset_stats()
+    server.set_enabled(3, Kind.ROUTE, 8, False)
     checks = node.daemon.checks
     time.sleep(3 * INTERVAL)
     assert node.daemon.checks == checks
@@ -199,3 +204,21 @@ def test_daemon_logs_a_readable_password_file_and_still_fails_over(
         running.close()
     errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
     assert any(str(path) in m and "chmod" in m for m in errors), errors
+
+
+def test_a_late_write_after_a_transition_is_repaired_before_the_interval(
+        server: StandInServer, fixture: Fixture, tmp_path: Path) -> None:
+    """A peer's superseded write lands just after the transition verified: the early
+    checks after a MASTER transition repair it long before reconcile_interval (60 s)."""
+    running = Node(node_config(tmp_path / "node.conf", server, fixture, reconcile_interval=60,
+                               notify_fifo=tmp_path / "notify.fifo"))
+    try:
+        running.send('INSTANCE "VI_1" MASTER 9')
+        wait_for(lambda: running.daemon.checks >= 1, "the first early check")
+        assert active_bonds(server) == {3}
+        checks = running.daemon.checks
+        server.set_enabled(3, Kind.ROUTE, 8, False)  # the peer's late disable lands
+        wait_for(lambda: active_bonds(server) == {3}, "the early check's repair", timeout=10)
+        wait_for(lambda: running.daemon.checks > checks, "the check that repaired it")
+    finally:
+        running.close()

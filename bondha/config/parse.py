@@ -50,6 +50,7 @@ from .values import (
     as_path,
     as_pool_size,
     as_positive_id,
+    as_settle,
     as_size,
     as_timeout,
     convert_value,
@@ -391,6 +392,7 @@ def _read_ha(report: Report, values: Values) -> HaSettings:
             report, values, "reconcile_interval", as_interval, _HA_DEFAULTS.reconcile_interval,
             section=HA,
         ),
+        settle=optional(report, values, "settle", as_settle, _HA_DEFAULTS.settle, section=HA),
         allow_readable_secrets=optional(
             report, values, "allow_readable_secrets", as_boolean,
             _HA_DEFAULTS.allow_readable_secrets, section=HA,

@@ -58,6 +58,9 @@ class HaSettings:
     notify_fifo: Path | None = None  # keepalived's notify_fifo, read by `bondha daemon`
     instances: tuple[str, ...] = ()  # VRRP instances the daemon follows; () means all
     reconcile_interval: float = 30.0  # seconds between the daemon's checks while MASTER
+    # Seconds a hook's MASTER run keeps checking after it verified, so that a peer's writes
+    # still in flight when it was superseded are seen and repaired (docs/reliability.md).
+    settle: float = 2.0
     # Log, instead of refusing, a password file that group or others may read (see
     # bondha.credentials); for set-ups that must share the file with a group.
     allow_readable_secrets: bool = False

@@ -20,8 +20,8 @@ from .settings import API_VERSIONS
 
 __all__ = ["DISABLE_FAILURE_POLICIES", "INSTANCE_NAME", "Invalid", "as_api_version", "as_attempts",
            "as_base_url", "as_boolean", "as_delay", "as_disable_failure_policy", "as_interval",
-           "as_max_pages", "as_path", "as_pool_size", "as_positive_id", "as_seconds", "as_size",
-           "as_timeout", "convert_value", "is_loopback", "optional", "required"]
+           "as_max_pages", "as_path", "as_pool_size", "as_positive_id", "as_seconds", "as_settle",
+           "as_size", "as_timeout", "convert_value", "is_loopback", "optional", "required"]
 
 class Invalid(Exception):
     """A value that does not convert; the text says why, and never repeats the value."""
@@ -240,6 +240,14 @@ def as_disable_failure_policy(text: str) -> str:
     if text.lower() not in DISABLE_FAILURE_POLICIES:
         raise Invalid("must be hold (the safe default: never two bonds) or enable")
     return text.lower()
+
+
+def as_settle(text: str) -> float:
+    seconds = as_seconds(text, zero_ok=True)
+    if seconds > 300:
+        raise Invalid("must be 300 seconds or less; checking longer is the daemon's job "
+                      "(reconcile_interval)")
+    return seconds
 
 
 def as_interval(text: str) -> float:

@@ -6,7 +6,9 @@ it in the state directory at once (which stops an older run before its next writ
 queues it; the main loop applies the queued events in order. While this node is MASTER
 the main loop also reconciles every ``[bondha] reconcile_interval`` seconds: a converged
 pair costs reads only, drift (a hand toggle, a transition whose writes failed while the
-server was down, a healed split brain) is written back.
+server was down, a healed split brain) is written back. After a MASTER transition the
+first checks come early (:data:`EARLY_CHECKS`): a peer's superseded writes may still
+land. A BACKUP right after MASTER hands the addresses back to the peer, as the hook does.
 
 Signals: SIGTERM/SIGINT stop after the write in flight (exit 0), SIGHUP reloads the
 config (a broken one is reported and the running one kept).
@@ -36,15 +38,25 @@ from ..printable import bounded
 from ..result import Result
 from ..securepath import UnsafePath, check_parents, fifo_problem
 from .statedir import StateDir, Ticket
-from .transition import apply_transition, open_state_dir, record_event
+from .transition import (
+    HANDBACK_GRACE,
+    apply_transition,
+    handback_role,
+    open_state_dir,
+    record_event,
+)
 
-__all__ = ["RETRY_AFTER_FAILURE", "Daemon", "ensure_fifo", "fifo_problem", "run_daemon"]
+__all__ = ["EARLY_CHECKS", "RETRY_AFTER_FAILURE", "Daemon", "ensure_fifo", "fifo_problem",
+           "run_daemon"]
 
 log = logging.getLogger("bondha")
 
 #: Seconds to the next check after a pass that did not converge (if the interval is longer):
 #: a failover whose writes failed while the server was down should not wait a full interval.
 RETRY_AFTER_FAILURE = 5.0
+#: Seconds between the checks that follow a MASTER transition, before the interval takes
+#: over: together they span the hook's default settle window, and more.
+EARLY_CHECKS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 _TICK = 0.2  # seconds the main loop and the FIFO reader wait before looking at stop/reload
 _MAX_LINE = 4096  # a line longer than this is not keepalived talking
 
@@ -101,6 +113,7 @@ class Daemon:
         self.role: Role | None = None  # the bond this node keeps active; None: not MASTER
         self.ticket: Ticket | None = None  # the event that role comes from
         self.checks = 0  # periodic passes completed, for tests and the logs
+        self._early: list[float] = []  # gaps of the early checks still to come
         self.config = self._load_config()
         fifo_path = fifo or self.config.ha.notify_fifo
         if fifo_path is None:
@@ -164,7 +177,10 @@ class Daemon:
         if self.role is None:
             return None
         interval = self.config.ha.reconcile_interval
-        return time.monotonic() + (interval if converged else min(interval, RETRY_AFTER_FAILURE))
+        gap = interval if converged else min(interval, RETRY_AFTER_FAILURE)
+        if self._early:
+            gap = min(gap, self._early.pop(0))
+        return time.monotonic() + gap
 
     def _on_event(self, event: Event, ticket: Ticket) -> bool:
         before = self._states.get(event.name, "unknown")
@@ -175,8 +191,16 @@ class Daemon:
                  else "no change; drift checks paused")
         log.info("keepalived %s %s: %s -> %s (priority %d, event %d): %s", event.type,
                  event.name, before, event.state.value, event.priority, ticket.seq, doing)
+        self._early = []
         if role is None:
-            return True
+            back = handback_role(ticket)
+            if back is None:
+                return True
+            log.info("BACKUP after MASTER: the peer is MASTER; handing the addresses back to "
+                     "the %s bond", back.value)
+            return self._apply(back, ticket, periodic=False, trigger="handback",
+                               grace=HANDBACK_GRACE)
+        self._early = list(EARLY_CHECKS)
         return self._apply(role, ticket, periodic=False)
 
     def _check(self) -> bool:
@@ -191,11 +215,14 @@ class Daemon:
         self.checks += 1
         return converged
 
-    def _apply(self, role: Role, ticket: Ticket, *, periodic: bool) -> bool:
+    def _apply(self, role: Role, ticket: Ticket, *, periodic: bool,
+               trigger: str | None = None, grace: float = 0.0) -> bool:
         try:
             result = apply_transition(self.config, role, self.state, ticket,
                                       transport=self._transport, stopping=self.stopping,
-                                      source="daemon", trigger="check" if periodic else "event")
+                                      source="daemon",
+                                      trigger=trigger or ("check" if periodic else "event"),
+                                      grace=grace)
         except BondhaError as exc:
             log.error("%s: %s", "drift check" if periodic else f"event {ticket.seq}", exc)
             return False

@@ -61,7 +61,8 @@ def transition_record(ticket: Ticket, event: Event, source: str) -> Record:
     role = event.role
     return {"schema": RECORD_SCHEMA, "type": "transition", "time": _now(), "source": source,
             "event_seq": ticket.seq, "event": ticket.event, "state": event.state.value,
-            "priority": event.priority, "role": role.value if role else None}
+            "priority": event.priority, "role": role.value if role else None,
+            "emitted_before": ticket.emitted_before}
 
 
 def reconcile_record(pair: Pair, role: Role, *, source: str, trigger: str, ticket: Ticket | None,

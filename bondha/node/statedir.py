@@ -7,6 +7,9 @@ runs can overlap on one node. Two files serialise them and let the newest event 
     The newest keepalived event this node has seen, with a sequence number. Taking a
     :class:`Ticket` increments it (under ``event.lock``, a few microseconds) and records
     the event; the file is replaced atomically, so readers never see half of it.
+    "Newest" is keepalived's order of emission where the hook's fork record tells it
+    (:mod:`bondha.node.forkorder`): an event recorded after one that keepalived emitted
+    later gets a number but never becomes the newest.
 ``apply.lock``
     Held (``flock``) by the one run that may write. A run waits for it only while its
     ticket is still the newest; a run whose ticket went stale gives up without a write.
@@ -43,6 +46,7 @@ from ..config import Config
 from ..errors import StateDirError, StateError, StateOwnerError, Superseded
 from ..files import replace_file
 from ..securepath import UnsafePath, open_private_dir
+from .forkorder import Fork, order
 
 __all__ = ["DEFAULT_STATE_DIR", "STATE_DIR_ENV", "StateDir", "Ticket", "state_dir_of",
            "state_dir_path"]
@@ -74,12 +78,20 @@ class Ticket:
     event: str  # the event as keepalived said it, e.g. "INSTANCE VI_1 MASTER 10"
     pid: int = 0
     at: float = 0.0  # wall-clock time it was recorded
+    fork: Fork | None = None  # the recording hook's fork record; None: the daemon, a test
+    previous: str | None = None  # the newest event when this one became the newest
+    # Set when keepalived emitted this event before the already recorded event of that
+    # sequence number (the hooks recorded in the opposite order): it never was the newest.
+    emitted_before: int | None = None
     # False: the record could not be written (a full disk); the run goes on, superseded
     # only by a record newer than ``seq``, the newest one it saw.
     recorded: bool = True
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self, filter=lambda field, _value: field.name != "recorded")
+        data = attrs.asdict(self, recurse=False,
+                            filter=lambda field, _value: field.name != "recorded")
+        data["fork"] = self.fork.to_json() if self.fork else None
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Ticket:
@@ -94,7 +106,12 @@ class Ticket:
             raise ValueError("event must be text")
         if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
             raise ValueError("at must be a finite number")
-        return cls(seq, event, pid, float(at))
+        fork, previous = data.get("fork"), data.get("previous")
+        if previous is not None and (not isinstance(previous, str)
+                                     or len(previous) > _MAX_RECORD):
+            raise ValueError("previous must be text")
+        return cls(seq, event, pid, float(at), fork=Fork.from_json(fork) if fork else None,
+                   previous=previous)
 
 
 def _whole(value: object) -> bool:
@@ -227,20 +244,30 @@ class StateDir:
         return self._current(set_aside=self.fd is not None)
 
     def _current(self, *, set_aside: bool) -> Ticket | None:
+        return self._read_record(set_aside=set_aside)[0]
+
+    def _read_record(self, *, set_aside: bool) -> tuple[Ticket | None, int]:
+        """The newest event and the last sequence number handed out (0: none yet)."""
         try:
             data = self.read_bytes("event", _MAX_RECORD)
         except FileNotFoundError:
-            return None
+            return None, 0
         except ValueError as exc:
             self._corrupt(str(exc), set_aside)
-            return None
+            return None, 0
         except OSError as exc:
             raise StateError(f"{self.record_path}: cannot read: {exc.strerror or exc}") from None
         try:
-            return Ticket.from_json(json.loads(data.decode("utf-8")))
-        except (ValueError, KeyError, TypeError, OverflowError, RecursionError) as exc:
+            record = json.loads(data.decode("utf-8"))
+            ticket = Ticket.from_json(record)
+            last_seq = record.get("last_seq", 0)
+            if not _whole(last_seq) or not 0 <= last_seq < 2 ** 63:
+                raise ValueError("last_seq must be a whole number in range")
+            return ticket, max(ticket.seq, last_seq)
+        except (ValueError, KeyError, TypeError, OverflowError, RecursionError,
+                AttributeError) as exc:
             self._corrupt(str(exc) or type(exc).__name__, set_aside)
-            return None
+            return None, 0
 
     def _corrupt(self, why: str, set_aside: bool) -> None:
         """Log a record that is not ours; rename it aside unless only reading."""
@@ -260,24 +287,34 @@ class StateDir:
         log.error("%s: not an event record written by bondha (%s): set aside as %s, not "
                   "obeyed", self.record_path, why[:80], aside)
 
-    def take_ticket(self, event: str) -> Ticket:
+    def take_ticket(self, event: str, fork: Fork | None = None) -> Ticket:
         """Record ``event`` as the newest one; every older ticket is stale from now on.
 
         After a record was set aside, numbering starts again from the clock (milliseconds),
         above any number the lost record could have held: every older ticket is stale.
+        With ``fork`` (the recording hook's fork record) an event that keepalived emitted
+        before the recorded newest one is numbered but not made the newest: the ticket
+        comes back with ``emitted_before`` set, and is stale from the start.
         """
         with self._locked("event.lock", wait=True):
             try:
                 existed = self._exists("event")
-                last = self.current()
+                last, last_seq = self._read_record(set_aside=self.fd is not None)
             except (StateError, OSError) as exc:
                 log.error("%s: cannot read the last event (%s); numbering from the clock",
                           self.record_path, getattr(exc, "strerror", None) or exc)
-                existed, last = True, None
-            seq = (last.seq if last else int(time.time() * 1000) if existed else 0) + 1
-            ticket = Ticket(seq, event, os.getpid(), time.time())
+                existed, last, last_seq = True, None, 0
+            seq = (last_seq if last else int(time.time() * 1000) if existed else 0) + 1
+            ticket = Ticket(seq, event, os.getpid(), time.time(), fork=fork,
+                            previous=last.event if last else None)
+            emitted_earlier = (last is not None and fork is not None and last.fork is not None
+                               and order(fork, last.fork) == -1)
             try:
-                self._write_record(ticket)
+                if emitted_earlier and last is not None:
+                    ticket = attrs.evolve(ticket, previous=None, emitted_before=last.seq)
+                    self._write_record(last, ticket.seq)
+                else:
+                    self._write_record(ticket, ticket.seq)
             except StateError as exc:
                 # The failover must not wait for a disk: it goes on, superseded only by an
                 # event recorded after the last one it could read.
@@ -341,9 +378,10 @@ class StateDir:
 
         return check
 
-    def _write_record(self, ticket: Ticket) -> None:
+    def _write_record(self, ticket: Ticket, last_seq: int) -> None:
         try:
-            self.write_atomic("event", json.dumps(ticket.to_json()).encode())
+            self.write_atomic("event", json.dumps({**ticket.to_json(),
+                                                   "last_seq": last_seq}).encode())
         except OSError as exc:
             raise StateError(f"{self.record_path}: cannot write: {exc.strerror or exc}") from None
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import attrs
 
-_FIELDS = ("method", "path", "status", "body", "headers", "delay", "drop", "count", "rate", "skip")
+_FIELDS = ("method", "path", "status", "body", "headers", "delay", "drop", "count", "rate", "skip",
+           "user")
 
 
 def _upper(value: str | None) -> str | None:
@@ -33,7 +34,9 @@ def _headers(value: Mapping[str, str]) -> dict[str, str]:
 class Fault:
     """What to do to matching requests instead of (or before) serving them.
 
-    ``method`` None matches any method; ``path`` is a regex searched in the request path.
+    ``method`` None matches any method; ``path`` is a regex searched in the request path;
+    ``user`` (an account's email or username, as sent in Basic auth) None matches anyone,
+    else only that account's requests: e.g. delay one bonder's writes and not the other's.
     With ``status`` the server answers that status, ``body`` and ``headers``; with ``drop``
     it resets the TCP connection without answering; with only ``delay`` it waits and then
     serves normally. ``skip`` lets the first N matching requests through, ``count`` fires
@@ -60,9 +63,11 @@ class Fault:
         validator=attrs.validators.and_(attrs.validators.ge(0.0), attrs.validators.le(1.0)),
     )
     skip: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    user: str | None = None
 
-    def matches(self, method: str, path: str) -> bool:
-        return self.method in (None, method) and re.search(self.path, path) is not None
+    def matches(self, method: str, path: str, user: str | None = None) -> bool:
+        return (self.method in (None, method) and self.user in (None, user)
+                and re.search(self.path, path) is not None)
 
     @property
     def body_bytes(self) -> bytes:
@@ -121,11 +126,11 @@ class FaultInjector:
         with self._lock:
             self._faults.clear()
 
-    def pick(self, method: str, path: str) -> Fault | None:
+    def pick(self, method: str, path: str, user: str | None = None) -> Fault | None:
         """The fault that fires for this request, if any, counting it as fired."""
         with self._lock:
             for live in self._faults:
-                if live.exhausted or not live.fault.matches(method, path):
+                if live.exhausted or not live.fault.matches(method, path, user):
                     continue
                 live.matched += 1
                 if live.matched <= live.fault.skip:

@@ -6,6 +6,7 @@ Quiet: no request log, no tracebacks for clients that go away.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import socket
 import socketserver
@@ -144,6 +145,17 @@ class _Handler(BaseHTTPRequestHandler):
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         self.wfile.write(head if self.command == "HEAD" else head + response.body)
+
+
+def _basic_user(header: str | None) -> str | None:
+    """The account a Basic Authorization header names (not checked: for matching faults)."""
+    scheme, _, token = (header or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        return base64.b64decode(token.strip(), validate=True).decode().partition(":")[0]
+    except ValueError:
+        return None
 
 
 class StandInServer:
@@ -294,7 +306,8 @@ class StandInServer:
         self._store.count_request(request.method, new_connection=first_on_connection)
         if self.latency > 0:
             time.sleep(self.latency)
-        fault = self._faults.pick(request.method, request.path)
+        fault = self._faults.pick(request.method, request.path,
+                                  _basic_user(request.header("authorization")))
         if fault is not None:
             time.sleep(fault.delay)
             if fault.drop:
