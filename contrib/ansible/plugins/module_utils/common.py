@@ -166,7 +166,9 @@ def fail_with(module: Any, bondha: Any, exc: Exception, logs: LogLines,
     """Fail the task with bondha's one-line message and its exit code's meaning."""
     code = getattr(exc, "exit_code", 1)
     details: dict[str, Any] = {"exit_code": code, "meaning": EXIT_MEANINGS.get(code, ""),
-                               "error": type(exc).__name__, "log": logs.lines, **extra}
+                               "error": type(exc).__name__, "log": logs.lines,
+                               "bondha": {"version": bondha.__version__, "path": bondha.__file__},
+                               **extra}
     if isinstance(exc, bondha.ConfigError):
         details["problems"] = list(exc.problems)
     if isinstance(exc, bondha.ApiError):

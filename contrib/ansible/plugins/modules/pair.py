@@ -75,6 +75,10 @@ meaning:
   description: What O(exit_code) means.
   returned: failure
   type: str
+bondha:
+  description: The bondha that ran, C(version) and C(path) (its single-file build, or package).
+  returned: always
+  type: dict
 log:
   description: bondha's log lines of this run.
   returned: always
@@ -94,12 +98,15 @@ from ansible_collections.bondha.ha.plugins.module_utils.common import (
     load_config,
 )
 
+ARGUMENT_SPEC = {
+    "active": {"type": "str", "required": True, "choices": ["master", "backup"]},
+    **CONFIG_ARGUMENT_SPEC,
+}
+
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={"active": {"type": "str", "required": True,
-                                  "choices": ["master", "backup"]},
-                       **CONFIG_ARGUMENT_SPEC},
+        argument_spec=ARGUMENT_SPEC,
         mutually_exclusive=CONFIG_MUTUALLY_EXCLUSIVE,
         required_one_of=CONFIG_REQUIRED_ONE_OF,
         required_together=CONFIG_REQUIRED_TOGETHER,
@@ -123,6 +130,7 @@ def main() -> None:
         "plan": plan.to_json(),
         "result": result.to_json(),
         "log": logs.lines,
+        "bondha": {"version": bondha.__version__, "path": bondha.__file__},
         "msg": result.render().splitlines()[-1],
     }
     if module._diff:

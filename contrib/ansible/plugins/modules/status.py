@@ -83,6 +83,15 @@ findings:
   returned: when the pair could be read
   type: list
   elements: str
+bondha:
+  description: The bondha that ran, C(version) and C(path) (its single-file build, or package).
+  returned: always
+  type: dict
+log:
+  description: bondha's log lines of this run.
+  returned: always
+  type: list
+  elements: str
 ansible_facts:
   description: C(bondha_status), the C(bondha.status/2) document with C(expected_active).
   returned: success
@@ -101,14 +110,16 @@ from ansible_collections.bondha.ha.plugins.module_utils.common import (
     load_config,
 )
 
+ARGUMENT_SPEC = {
+    "expected_active": {"type": "str", "choices": ["master", "backup"]},
+    "fail_unhealthy": {"type": "bool", "default": False},
+    **CONFIG_ARGUMENT_SPEC,
+}
+
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec={
-            "expected_active": {"type": "str", "choices": ["master", "backup"]},
-            "fail_unhealthy": {"type": "bool", "default": False},
-            **CONFIG_ARGUMENT_SPEC,
-        },
+        argument_spec=ARGUMENT_SPEC,
         mutually_exclusive=CONFIG_MUTUALLY_EXCLUSIVE,
         required_one_of=CONFIG_REQUIRED_ONE_OF,
         required_together=CONFIG_REQUIRED_TOGETHER,
@@ -117,6 +128,7 @@ def main() -> None:
     bondha = import_bondha(module)
     # Both come with bondha (its single-file build holds attrs too): importable only now.
     import attrs
+
     from bondha import status as views
 
     logs = capture_logs()
@@ -140,6 +152,7 @@ def main() -> None:
         "unhealthy": unhealthy,
         "findings": views.pair_findings(config.pair, live),
         "log": logs.lines,
+        "bondha": {"version": bondha.__version__, "path": bondha.__file__},
     }
     pair = f"pair of bonds {config.pair.master.bond_id}/{config.pair.backup.bond_id}"
     if module.params["fail_unhealthy"] and unhealthy:
