@@ -10,6 +10,8 @@ options:
     description:
       - Path of the pair's C(swap-active-bond.conf) on the host the module runs on (the
         bonder, or the controller when delegated), as C(bondha --config) takes it.
+      - When neither O(config) nor O(api) is given, C($BONDHA_CONFIG), else
+        C(/etc/bonding/swap-active-bond.conf), as for the C(bondha) command.
       - Mutually exclusive with O(api) and O(bond).
     type: path
   password:

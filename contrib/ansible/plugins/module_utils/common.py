@@ -53,7 +53,8 @@ CONFIG_ARGUMENT_SPEC: dict[str, Any] = {
     "bondha_path": {"type": "path"},
 }
 CONFIG_MUTUALLY_EXCLUSIVE = [("config", "api"), ("config", "bond")]
-CONFIG_REQUIRED_ONE_OF = [("config", "api")]
+CONFIG_REQUIRED_ONE_OF: list[tuple[str, ...]] = []  # neither: bondha's default path
+DEFAULT_CONFIG = "/etc/bonding/swap-active-bond.conf"
 CONFIG_REQUIRED_TOGETHER = [("api", "bond")]
 
 
@@ -140,8 +141,9 @@ def load_config(module: Any, bondha: Any) -> Any:
     environ = dict(os.environ)
     if params.get("password") is not None:
         environ["BONDHA_PASSWORD"] = params["password"]
-    if params.get("config") is not None:
-        config = bondha.load_config(params["config"], environ=environ)
+    if params.get("api") is None:
+        path = params.get("config") or os.environ.get("BONDHA_CONFIG") or DEFAULT_CONFIG
+        config = bondha.load_config(path, environ=environ)
     else:
         try:
             text = config_text(params)
