@@ -138,8 +138,22 @@ def test_shipped_playbooks_pass_the_syntax_check(tmp_path: Path) -> None:
     assert {p.stem for p in playbooks} >= {"pair", "audit", "bonder", "rollout"}
     inventory = tmp_path / "inventory.yml"
     inventory.write_text("---\nall:\n  children:\n    pairs: {hosts: {p1: {}}}\n"
-                         "    bonders: {hosts: {b1: {}}}\n")
+                         "    bonders: {hosts: {b1: {}}}\n    pair1: {hosts: {b1: {}}}\n")
     done = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory),
+                           # maintenance.yml stops, naming it, without the pair
+                           "-e", "bondha_maintenance_pair=pair1",
                            "--syntax-check", *map(str, playbooks)], capture_output=True,
                           text=True, env=ansible_env(tmp_path), timeout=120, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_roles_known_options_are_bondhas(tmp_path: Path) -> None:
+    import attrs
+
+    from bondha.config import HaSettings
+
+    known = yaml.safe_load((COLLECTION / "roles/bonder/vars/main.yml").read_text())
+    spec = argument_spec("pair", tmp_path)  # the shared options come from module_utils
+    assert known["bondha_known_api_options"] == list(spec["api"]["options"])
+    assert known["bondha_known_bond_options"] == list(spec["bond"]["options"])
+    assert set(known["bondha_known_settings"]) == set(attrs.fields_dict(HaSettings))
