@@ -38,15 +38,16 @@ from .plan import Change, Plan, Step, make_plan
 
 if TYPE_CHECKING:
     from .client import ApiClient
-    from .reconciler import Failure, Result, areconcile, read_live, reconcile
+    from .reconciler import areconcile, read_live, reconcile
+    from .result import Failure, Result
     from .retry import RetryPolicy
 
 # The pure layers above load eagerly; these pull in httpx and tenacity, so they load on
 # first use: importing bondha.model or bondha.testing stays free of the HTTP stack.
 _LAZY = {
     "ApiClient": "client",
-    "Failure": "reconciler",
-    "Result": "reconciler",
+    "Failure": "result",
+    "Result": "result",
     "RetryPolicy": "retry",
     "areconcile": "reconciler",
     "read_live": "reconciler",

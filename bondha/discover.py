@@ -10,23 +10,21 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 from typing import Any
 
 import attrs
 
-from .config import parse_config
-from .errors import ConfigError, UsageError
-from .inifile import replace_section
+from .errors import UsageError
 from .model import BondSide, Kind, Pair, Role, RoutingObject, normalize_address
 from .plan import FloatingAddress, group_addresses
 from .status import AddressStatus, LiveOn
+from .text import plural
 
-__all__ = ["DISCOVER_SCHEMA", "Discovery", "Unpaired", "address_matches", "check_bonds", "discover",
-           "parse_address", "parse_kinds"]
+__all__ = ["DISCOVER_SCHEMA", "OWN_COMMENT", "Discovery", "Unpaired", "address_matches",
+           "check_bonds", "discover", "parse_address", "parse_kinds"]
 
 DISCOVER_SCHEMA = "bondha.discover/1"
-_OWN_COMMENT = "# Written by"  # starts the section's note; replaced, not kept, on a rewrite
+OWN_COMMENT = "# Written by"  # starts the section's note; replaced, not kept, on a rewrite
 _KIND_NAMES = {name: kind for kind in Kind
                for name in (kind.value, kind.config_stem, kind.config_stem + "s")}
 
@@ -122,8 +120,8 @@ class Discovery:
     def bond_section(self) -> str:
         """The ``[bond]`` section, ready for swap-active-bond.conf."""
         pair = self.pair()
-        lines = ["[bond]", f"{_OWN_COMMENT} {self.command}: {len(self.pairs)} floating "
-                           f"address{'' if len(self.pairs) == 1 else 'es'}."]
+        lines = ["[bond]", f"{OWN_COMMENT} {self.command}: "
+                           f"{plural(len(self.pairs), 'floating address', 'floating addresses')}."]
         for role in Role:
             side = pair.side(role)
             lines.append(f"{role.value}_bond_id = {side.bond_id}")
@@ -152,31 +150,6 @@ class Discovery:
         report.extend(f"warning: {warning}" for warning in self.warnings())
         comments = [f"# {line}".rstrip() for line in report]
         return "\n".join(comments) + "\n\n" + self.bond_section()
-
-    def config_text(self, current: str, source: Path | None = None) -> str:
-        """``current`` (the config file's text) with this ``[bond]`` section, checked.
-
-        Raises ConfigError, naming what is wrong, when there is nothing to float or the
-        result would not load as this pair.
-        """
-        where = "<config>" if source is None else str(source)
-        if not self.pairs:
-            raise ConfigError(f"{where}: not written: bonds {self.master_bond_id} and "
-                              f"{self.backup_bond_id} have no address to float")
-        try:
-            text = replace_section(current, "bond", self.bond_section(),
-                                   drop_comment=_OWN_COMMENT)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: not written: {exc}") from None
-        try:
-            written = parse_config(text, source)
-        except ConfigError as exc:
-            raise ConfigError(*exc.problems, f"{where}: not written: the file would not load "
-                              "with the new [bond] section") from None
-        if written.pair != self.pair():
-            raise ConfigError(f"{where}: not written: the new [bond] section would not read "
-                              "back as the discovered pair")
-        return text
 
     def to_json(self) -> dict[str, Any]:
         """The ``bondha.discover/1`` document (docs/json.md)."""

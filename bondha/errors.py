@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .model import ObjectRef
-    from .reconciler import Result
+    from .result import Result
 
 
 class BondhaError(Exception):

@@ -9,245 +9,30 @@ the result is read back and compared with the desired state.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Iterable
-from typing import Any, Callable, TypeVar
+from collections.abc import Iterable
+from typing import Callable
 
-import attrs
 import httpx
 
-from .client import ApiClient
+from .client import ApiClient, client_for
 from .config import ApiSettings, Config
-from .errors import ApiError, ApplyError, BadRequest, NotFound, PermissionDenied, Superseded
-from .model import Kind, ObjectRef, Pair, Role, RoutingObject
+from .errors import ApiError, ApplyError, Superseded
+from .live import aread_bonds, aread_live
+from .model import Kind, Role, RoutingObject
 from .plan import Change, Plan, make_plan
-from .retry import RetryPolicy
+from .result import Failure, Live, Result
 from .retry import sleep as retry_sleep
+from .writes import Outcome, apply_plan
 
 __all__ = ["Failure", "Result", "aread_bonds", "aread_live", "areconcile", "read_bonds",
            "read_live", "reconcile"]
 
 log = logging.getLogger("bondha")
-T = TypeVar("T")
-Live = dict[ObjectRef, RoutingObject]
 
 
-@attrs.frozen
-class Failure:
-    """A write that did not happen, and why."""
-
-    change: Change
-    reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.change.to_json(), "reason": self.reason}
-
-
-@attrs.frozen
-class Result:
-    """What a reconcile did: the plan, the writes done, failed and held back, and the check.
-
-    ``skipped`` are enables held back because the disable of the same address
-    on the other bond failed: an address dark is recoverable, two bonders
-    claiming one address is not.
-    """
-
-    plan: Plan
-    dry_run: bool = False
-    done: tuple[Change, ...] = ()
-    failed: tuple[Failure, ...] = ()
-    skipped: tuple[Change, ...] = ()
-    remaining: tuple[Change, ...] = ()
-    verify_error: str | None = None
-    requests: int = 0
-    seconds: float = 0.0
-    rounds: int = 1  # read-plan-apply-verify passes: another one while verification differed
-    superseded: str | None = None  # why a newer event (or a shutdown) stopped this run
-    # The pair as last read: read back after the writes, or the first read when nothing was
-    # to be written; None when no read succeeded. For the records and metrics (bondha.observe).
-    live: Live | None = attrs.field(default=None, eq=False, repr=False)
-
-    @property
-    def converged(self) -> bool:
-        """True when the live state was read back and matches the desired state."""
-        if self.dry_run:
-            return not self.plan
-        return not (self.failed or self.skipped or self.remaining or self.verify_error
-                    or self.superseded)
-
-    def render(self) -> str:
-        role = self.plan.role.value
-        bond = self.plan.active_bond_id
-        if self.dry_run:
-            return self.plan.render()
-        lines = [f"{c}: done" for c in self.done]
-        lines += [f"{f.change}: FAILED: {f.reason}" for f in self.failed]
-        lines += [f"{c}: NOT DONE (the other bond's copy could not be disabled)"
-                  for c in self.skipped]
-        lines += [f"{c}: still needed after verification" for c in self.remaining]
-        if self.verify_error:
-            lines.append(f"verification failed: {self.verify_error}")
-        if self.superseded:
-            lines.append(self.superseded)
-        verdict = ("converged and verified" if self.converged else
-                   "superseded" if self.superseded else "NOT converged")
-        rounds = f", {self.rounds} rounds" if self.rounds > 1 else ""
-        lines.append(f"bond {bond} ({role}) active: {verdict}; {len(self.done)} changed, "
-                     f"{len(self.plan.unchanged)} already right, {len(self.failed)} failed "
-                     f"({self.requests} requests{rounds}, {self.seconds:.2f}s)")
-        return "\n".join(lines)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "schema": "bondha.result/1",
-            "active": self.plan.role.value,
-            "active_bond_id": self.plan.active_bond_id,
-            "dry_run": self.dry_run,
-            "converged": self.converged,
-            "plan": self.plan.to_json(),
-            "done": [c.to_json() for c in self.done],
-            "failed": [f.to_json() for f in self.failed],
-            "skipped": [c.to_json() for c in self.skipped],
-            "remaining": [c.to_json() for c in self.remaining],
-            "verify_error": self.verify_error,
-            "requests": self.requests,
-            "seconds": round(self.seconds, 3),
-            "rounds": self.rounds,
-            "superseded": self.superseded,
-        }
-
-
-# -- reading -------------------------------------------------------------------
-
-async def _gather_all(aws: Iterable[Awaitable[T]]) -> list[T]:
-    """``asyncio.gather``, but the first error cancels the rest (no writes after a failure
-    abandons the run, no tasks left talking to a closed client)."""
-    tasks = [asyncio.ensure_future(aw) for aw in aws]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-async def _gather_limited(limit: int, jobs: Iterable[Callable[[], Awaitable[T]]]) -> list[T]:
-    """Run ``jobs`` concurrently, at most ``limit`` at once; results in order."""
-    gate = asyncio.Semaphore(limit)
-
-    async def run(job: Callable[[], Awaitable[T]]) -> T:
-        async with gate:
-            return await job()
-
-    return await _gather_all(run(job) for job in jobs)
-
-
-async def _read_kind(api: ApiClient, bond_id: int, kind: Kind, ids: tuple[int, ...]) -> Live:
-    """The configured objects of one kind on one bond: one list read where the server serves it."""
-    wanted = {ObjectRef(bond_id, kind, i) for i in ids}
-    try:
-        listed = {o.ref: o for o in await api.list_objects(bond_id, kind, ids)}
-    except (NotFound, PermissionDenied, BadRequest) as exc:
-        # No list for us here (an older server, a narrow permission): the detail reads
-        # below then name the exact id that fails, which is what the operator needs.
-        log.debug("list of %s on bond %d unusable (%s); reading objects one by one",
-                  kind.value, bond_id, exc)
-        listed = {}
-    missing = sorted(wanted - listed.keys())
-    for obj in await _gather_all(api.get_object(ref) for ref in missing):
-        listed[obj.ref] = obj
-    return listed
-
-
-async def aread_live(api: ApiClient, pair: Pair) -> Live:
-    """Read every configured object of the pair, collections concurrently."""
-    jobs = [
-        functools.partial(_read_kind, api, side.bond_id, kind, side.ids(kind))
-        for side in (pair.master, pair.backup) for kind in Kind if side.ids(kind)
-    ]
-    live: Live = {}
-    for part in await _gather_limited(api.pool_size, jobs):
-        live.update(part)
-    return live
-
-
-async def aread_bonds(api: ApiClient, bond_ids: Iterable[int],
-                      kinds: Iterable[Kind]) -> list[RoutingObject]:
-    """Every object of ``kinds`` on each bond, configured or not (for ``bondha discover``)."""
-    jobs = [functools.partial(api.list_objects, bond_id, kind)
-            for bond_id in bond_ids for kind in kinds]
-    return [obj for part in await _gather_limited(api.pool_size, jobs) for obj in part]
-
-
-# -- writing -------------------------------------------------------------------
-
-@attrs.define
-class _Outcome:
-    done: list[Change] = attrs.Factory(list)
-    failed: list[Failure] = attrs.Factory(list)
-    skipped: list[Change] = attrs.Factory(list)
-    final: list[ApiError] = attrs.Factory(list)  # failures no further round can fix
-    superseded: str | None = None
-    read_back: Live | None = None  # the pair as verification read it
-
-
-async def _apply_step(api: ApiClient, changes: tuple[Change, ...], out: _Outcome,
-                      on_disable_failure: str) -> None:
-    """One address: its disables, then (unless a disable failed and the policy holds) its
-    enables. ``on_disable_failure`` "enable" lets the enable go ahead anyway."""
-    held_back = False
-    for change in changes:
-        if change.enabled and held_back:
-            log.error("NOT enabling %s: the other bond's copy is still enabled", change.ref)
-            out.skipped.append(change)
-            continue
-        try:
-            await api.set_enabled(change.ref, change.enabled)
-        except Superseded as exc:
-            out.superseded = str(exc)
-            return
-        except ApiError as exc:
-            log.error("%s: failed: %s", change, exc)
-            out.failed.append(Failure(change, str(exc)))
-            if not exc.retryable:
-                out.final.append(exc)
-            if change.enabled:
-                continue
-            if on_disable_failure == "hold":
-                held_back = True
-            elif any(c.enabled for c in changes):
-                log.warning("enabling the other copy of %s anyway ([bondha] on_disable_failure"
-                            " = enable): both bonds claim it until the disable succeeds",
-                            change.address or change.ref)
-        else:
-            log.info("%sd %s", change.verb, change.ref if not change.address
-                     else f"{change.ref} ({change.address})")
-            out.done.append(change)
-
-
-async def apply_plan(api: ApiClient, plan: Plan, on_disable_failure: str = "hold") -> _Outcome:
-    out = _Outcome()
-    await _gather_limited(api.pool_size, [
-        functools.partial(_apply_step, api, step.changes, out, on_disable_failure)
-        for step in plan.steps])
-    return out
-
-
-# -- the entry points ------------------------------------------------------------
-
-def _client(config: Config, transport: httpx.AsyncBaseTransport | None,
-            pool_size: int | None, guard: Callable[[], None] | None = None) -> ApiClient:
-    """A client whose retries all end by the config's deadline, counted from now."""
-    # No single wait longer than a quarter of the deadline: several tries always fit in it.
-    policy = RetryPolicy(config.api.attempts, config.api.attempt_delay,
-                         max_delay=min(RetryPolicy.max_delay_default, config.ha.deadline / 4),
-                         deadline_at=time.monotonic() + config.ha.deadline)
-    return ApiClient(config.api, policy=policy, transport=transport,
-                     pool_size=pool_size or config.ha.pool_size, guard=guard)
-
+# -- the rounds --------------------------------------------------------------------
 
 _MIN_ROUND_SECONDS = 0.2  # a round needs at least this long before the deadline to be worth it
 _MAX_CONTESTED_ROUNDS = 3  # rounds whose writes all landed yet verification differed
@@ -291,7 +76,7 @@ async def areconcile(
 ) -> Result:
     """Make ``role``'s bond the active one; see :func:`reconcile`."""
     started = time.monotonic()
-    async with _client(config, transport, pool_size, guard) as api:
+    async with client_for(config, transport, pool_size, guard) as api:
         try:
             return await _rounds(api, config, role, dry_run, started)
         except Superseded as exc:
@@ -311,13 +96,15 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
             plan.active_bond_id, role.value, plan.summary())
     if dry_run or not plan:
         return Result(plan, dry_run=dry_run, requests=api.counters.reads,
-                      seconds=time.monotonic() - started, live=live)
+                      seconds=time.monotonic() - started, live=live, last_plan=plan)
     done: list[Change] = []
+    verified_last: Plan | None = None
     round_, contested = 1, 0
     while True:
         out = await apply_plan(api, plan, config.ha.on_disable_failure)
         done += out.done
         verified, verify_error = await _verify(api, config, role, out)
+        verified_last = verified
         plan = verified or plan
         remaining = verified.changes if verified else ()
         converged = not (remaining or verify_error or out.failed or out.skipped)
@@ -345,14 +132,15 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
         if change not in out.skipped and change not in (f.change for f in out.failed):
             log.error("verification: %s is still needed", change)
     counters = api.counters
-    return Result(first_plan, False, _in_plan_order(first_plan, done), tuple(out.failed),
-                  tuple(out.skipped), remaining, verify_error, counters.reads + counters.writes,
-                  time.monotonic() - started, rounds=round_, superseded=out.superseded,
-                  live=out.read_back)
+    return Result(first_plan, dry_run=False, done=_in_plan_order(first_plan, done),
+                  failed=tuple(out.failed), skipped=tuple(out.skipped), remaining=remaining,
+                  verify_error=verify_error, requests=counters.reads + counters.writes,
+                  seconds=time.monotonic() - started, rounds=round_, superseded=out.superseded,
+                  live=out.read_back, last_plan=verified_last)
 
 
 async def _verify(api: ApiClient, config: Config, role: Role,
-                  out: _Outcome) -> tuple[Plan | None, str | None]:
+                  out: Outcome) -> tuple[Plan | None, str | None]:
     """Read back: the plan of what still differs, or why the read failed."""
     if out.superseded is not None:
         return None, None
@@ -373,7 +161,7 @@ def _in_plan_order(plan: Plan, done: list[Change]) -> tuple[Change, ...]:
     return first + tuple(c for c in done if c not in planned)
 
 
-def _why(out: _Outcome, verify_error: str | None, remaining: tuple[Change, ...]) -> str:
+def _why(out: Outcome, verify_error: str | None, remaining: tuple[Change, ...]) -> str:
     if out.failed:
         return f"{len(out.failed)} write(s) failed"
     if verify_error:
@@ -422,7 +210,7 @@ def read_live(
     """Read every configured object of the pair (no writes)."""
 
     async def run() -> Live:
-        async with _client(config, transport, pool_size) as api:
+        async with client_for(config, transport, pool_size) as api:
             return await aread_live(api, config.pair)
 
     return asyncio.run(run())
@@ -442,3 +230,4 @@ def read_bonds(
             return await aread_bonds(api, bond_ids, kinds)
 
     return asyncio.run(run())
+

@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from .keepalived import MASTER_PRIORITY, State
+from .keepalived.events import State, bonder_of_priority
 from .model import Kind, ObjectRef, Pair, Role, RoutingObject
 from .plan import group_addresses
 
@@ -69,7 +69,7 @@ class NodeState:
 
         The how-to's convention: priority 10 marks the master bonder.
         """
-        mine = Role.MASTER if self.priority == MASTER_PRIORITY else Role.BACKUP
+        mine = bonder_of_priority(self.priority)
         return mine if self.state is State.MASTER else mine.other
 
     def to_json(self) -> dict[str, Any]:

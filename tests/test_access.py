@@ -9,9 +9,9 @@ from typing import Any
 import attrs
 import pytest
 
-from bondha.access import check_access
 from bondha.config import load_config
 from bondha.errors import ConfigError
+from bondha.rights import check_access
 from bondha.testing import Fault, StandInServer, User, example_fixture
 from tests.conftest import bondha, write_config
 

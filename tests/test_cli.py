@@ -10,15 +10,13 @@ import pytest
 from bondha.model import Kind
 from bondha.testing import StandInServer
 from tests.conftest import HOOK, bondha, run, write_config
+from tests.helpers import active_bonds
 
 
 def writes(server: StandInServer) -> int:
     return len(server.stats().writes)
 
 
-def active_bonds(server: StandInServer) -> set[int]:
-    return {bond for bond, kind, oid in ((1, Kind.ROUTE, 7), (3, Kind.ROUTE, 8))
-            if server.get_object(bond, kind, oid)["enabled"]}
 
 
 def test_plan_json_lists_every_write_and_writes_nothing(server: StandInServer,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import traceback
 from collections.abc import Mapping
@@ -655,21 +654,6 @@ def test_public_names() -> None:
     ]
     for name in bondha.config.__all__:
         assert hasattr(bondha.config, name)
-
-
-def test_config_module_stays_pure() -> None:
-    tree = ast.parse(Path(bondha.config.__file__).read_text(encoding="utf-8"))
-    imported = {
-        alias.name.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-        for alias in node.names
-    } | {
-        node.module.split(".")[0]
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module
-    }
-    assert imported.isdisjoint({"httpx", "tenacity"}), imported
 
 
 # --- properties --------------------------------------------------------------------------------

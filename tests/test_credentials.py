@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bondha.config import load_config
-from bondha.credentials import guard_secret_files, secret_file_problems
+from bondha.config.secrets import guard_secret_files, secret_file_problems
 from bondha.errors import ConfigError
 from bondha.testing import StandInServer
 from bondha.testing.fixtures import EXAMPLE_PASSWORD, Fixture
@@ -137,14 +137,14 @@ def test_loose_modes_are_named_with_the_exact_chmod(tmp_path: Path, mode: int, w
     text = (f"[bondingadmin]\nhost = h\nuser = u\npasswd_file = {path}\n[bond]\n"
             "master_bond_id = 1\nbackup_bond_id = 2\nmaster_route_ids = 1\nbackup_route_ids = 2\n")
     config = load_config(write_config(tmp_path / "c.conf", text), environ={})
-    (problem,) = secret_file_problems(config)
+    (problem,) = secret_file_problems(config.secret_files)
     assert problem == (f"{path}: holds the password but is {who}; fix it with: "
                        f"chmod 600 '{path}'")
     with pytest.raises(ConfigError) as info:
-        guard_secret_files(config, refuse=True)
+        guard_secret_files(config.secret_files, refuse=True)
     assert "allow_readable_secrets = true" in str(info.value)
     path.chmod(0o600)
-    assert secret_file_problems(config) == []
+    assert secret_file_problems(config.secret_files) == []
 
 
 def test_guard_for_a_daemon_logs_at_error_and_goes_on(tmp_path: Path,
@@ -158,7 +158,7 @@ def test_guard_for_a_daemon_logs_at_error_and_goes_on(tmp_path: Path,
     logger.addHandler(caplog.handler)
     propagate, logger.propagate = logger.propagate, False  # one record, however set up
     try:
-        problems = guard_secret_files(config, refuse=False)
+        problems = guard_secret_files(config.secret_files, refuse=False)
     finally:
         logger.removeHandler(caplog.handler)
         logger.propagate = propagate

@@ -6,51 +6,17 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from bondha.config import load_config
-from bondha.daemon import Daemon
 from bondha.model import Kind
-from bondha.statedir import StateDir
+from bondha.node.statedir import StateDir
 from bondha.testing import Fault, Fixture, StandInServer
 from tests.conftest import bondha, wait_for, write_config
-from tests.test_cli import active_bonds
-
-INTERVAL = 0.5
-
-
-class Node:
-    """One bonder's bondha daemon, in a thread, with keepalived's end of the FIFO held open."""
-
-    def __init__(self, config_path: Path) -> None:
-        self.daemon = Daemon(lambda: load_config(config_path))
-        self.thread = threading.Thread(target=self.daemon.run, daemon=True)
-        self.thread.start()
-        wait_for(self.daemon.fifo.exists, "the daemon to create its FIFO")
-        # keepalived opens the FIFO once and keeps it open.
-        self.writer = os.open(self.daemon.fifo, os.O_WRONLY)
-
-    def send(self, line: str) -> None:
-        os.write(self.writer, line.encode() + b"\n")
-
-    def close(self) -> None:
-        os.close(self.writer)
-        self.daemon.stop()
-        self.thread.join(timeout=30)
-        assert not self.thread.is_alive()
-
-
-def node_config(path: Path, server: StandInServer, fixture: Fixture, **bondha_options: object,
-                ) -> Path:
-    ha = {"reconcile_interval": INTERVAL, "deadline": 2, **bondha_options}
-    text = fixture.config_text(server.url, attempt_delay=0.01, timeout=1)
-    text += "[bondha]\n" + "".join(f"{k} = {v}\n" for k, v in ha.items())
-    return write_config(path, text)
+from tests.helpers import INTERVAL, Node, active_bonds, node_config
 
 
 @pytest.fixture

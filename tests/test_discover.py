@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from bondha.config import load_api_settings, load_config, parse_config
+from bondha.config.rewrite import replace_section, write_with_backup
 from bondha.discover import address_matches, discover, parse_kinds
 from bondha.errors import ConfigError
-from bondha.inifile import replace_section, write_with_backup
 from bondha.model import Kind, ObjectRef, RoutingObject
+from bondha.survey import config_text
 from bondha.testing import StandInServer
 from tests.conftest import bondha, write_config
 
@@ -131,10 +132,10 @@ def test_write_refuses_a_file_that_would_not_load(tmp_path: Path) -> None:
     found = discover(1, 3, OBJECTS)
     broken = CONFIG.replace("pool_size = 4", "pool_size = many")
     with pytest.raises(ConfigError, match="not written") as caught:
-        found.config_text(broken)
+        config_text(found, broken)
     assert any("pool_size" in problem for problem in caught.value.problems)
     with pytest.raises(ConfigError, match="no address to float"):
-        discover(1, 3, OBJECTS, kinds=(N,), exclude=("203.0.113.9",)).config_text(CONFIG)
+        config_text(discover(1, 3, OBJECTS, kinds=(N,), exclude=("203.0.113.9",)), CONFIG)
 
 
 def test_load_api_settings_needs_only_bondingadmin(tmp_path: Path) -> None:

@@ -22,11 +22,12 @@ from hypothesis import strategies as st
 
 from bondha.cli import main
 from bondha.config import Config, load_config
-from bondha.credentials import SecretFileError, read_secret_file
+from bondha.config.secrets import SecretFileError, read_secret_file
 from bondha.errors import ApplyError, BondhaError, ConfigError, UsageError
-from bondha.keepalived import parse_notify_args, role_for
+from bondha.keepalived.events import parse_notify_args, role_for
 from bondha.model import Kind, Role
-from bondha.reconciler import Result, reconcile
+from bondha.reconciler import reconcile
+from bondha.result import Result
 from bondha.testing import Fault, StandInServer, example_fixture
 from tests.conftest import write_config
 from tests.fuzzing import fuzz

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from bondha.journal import RECORD_SCHEMA, Journal
-from bondha.local import LOCAL_SCHEMA
 from bondha.model import Kind
-from bondha.statedir import StateDir
+from bondha.node.history import LOCAL_SCHEMA
+from bondha.node.journal import RECORD_SCHEMA, Journal
+from bondha.node.statedir import StateDir
 from bondha.testing import Fault, Fixture, StandInServer
 from tests.conftest import bondha, wait_for
-from tests.test_daemon import Node, node_config
+from tests.helpers import Node, node_config
 
 
 def local(config: Path, *args: str) -> dict[str, Any]:

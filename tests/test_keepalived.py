@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bondha.errors import UsageError
-from bondha.keepalived import Event, State, parse_notify_args, role_for
+from bondha.keepalived.events import Event, State, parse_notify_args, role_for
 from bondha.model import Role
 
 

@@ -7,15 +7,14 @@ from pathlib import Path
 import pytest
 
 from bondha.errors import UsageError
-from bondha.keepalived_conf import (
-    KeepalivedSettings,
+from bondha.keepalived.check import (
     Level,
     check_keepalived_file,
     check_keepalived_text,
     check_script_file,
-    parse_keepalived_text,
-    render_keepalived_conf,
 )
+from bondha.keepalived.parse import parse_keepalived_text
+from bondha.keepalived.render import KeepalivedSettings, render_keepalived_conf
 from bondha.model import Role
 from tests.conftest import bondha
 
@@ -37,7 +36,7 @@ def test_rendered_config_passes_the_checker(role: Role, fifo: str | None) -> Non
     text = render_keepalived_conf(settings(role, fifo=fifo))
     assert check_keepalived_text(text, fifo=fifo) == []
     assert ("vrrp_notify_fifo" in text) is (fifo is not None)
-    assert ('notify "/usr/local/bin/swap-active-bond"' in text) is (fifo is None)
+    assert ('notify "/usr/lib/bondha/swap-active-bond"' in text) is (fifo is None)
 
 
 def test_rendered_priorities_and_config_path() -> None:
@@ -47,7 +46,8 @@ def test_rendered_priorities_and_config_path() -> None:
     assert next(n for n in master if n.keyword == "vrrp_instance").find("priority").args == ("10",)  # type: ignore[union-attr]
     instance = next(n for n in backup if n.keyword == "vrrp_instance")
     assert instance.find("priority").args == ("5",)  # type: ignore[union-attr]
-    assert instance.find("notify").args == ("/usr/local/bin/swap-active-bond --config /etc/x.conf",)  # type: ignore[union-attr]
+    assert instance.find("notify").args == (  # type: ignore[union-attr]
+        "/usr/lib/bondha/swap-active-bond --config /etc/x.conf",)
 
 
 @pytest.mark.parametrize(("overrides", "message"), [
@@ -87,11 +87,11 @@ def _edit(old: str, new: str, role: Role = Role.MASTER) -> str:
     ("priority 10", "", "priority missing"),
     ("    unicast_peer {\n        192.168.66.2\n    }\n", "", "no unicast_peer"),
     ("192.168.66.2\n", "192.168.66.1\n", "is this bonder's own unicast_src_ip"),
-    ('    notify "/usr/local/bin/swap-active-bond"', "", "bondha is never told"),
-    ('notify "/usr/local/bin/swap-active-bond"', 'notify "swap-active-bond"',
+    ('    notify "/usr/lib/bondha/swap-active-bond"', "", "bondha is never told"),
+    ('notify "/usr/lib/bondha/swap-active-bond"', 'notify "swap-active-bond"',
      "not an absolute path"),
-    ('notify "/usr/local/bin/swap-active-bond"',
-     "notify_master /usr/local/bin/swap-active-bond", "without the TYPE NAME"),
+    ('notify "/usr/lib/bondha/swap-active-bond"',
+     "notify_master /usr/lib/bondha/swap-active-bond", "without the TYPE NAME"),
     ("    virtual_router_id 2\n", "", "no virtual_router_id"),
 ])
 def test_checker_finds_what_breaks_the_pair(old: str, new: str, message: str) -> None:

@@ -10,10 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bondha.client import _default_transport
 from bondha.config import ApiSettings
-from bondha.lanes import Lanes
 from bondha.model import Secret
+from bondha.transport import Lanes, default_transport
 
 
 class _OneAnswerPerConnection(http.server.BaseHTTPRequestHandler):
@@ -79,9 +78,9 @@ def _settings(url: str) -> ApiSettings:
 def test_a_proxy_in_the_environment_is_left_to_httpx(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
-    assert isinstance(_default_transport(_settings("https://mgmt.example.net"), 4), Lanes)
+    assert isinstance(default_transport(_settings("https://mgmt.example.net"), 4), Lanes)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.net:3128")
-    assert isinstance(_default_transport(_settings("https://mgmt.example.net"), 4),
+    assert isinstance(default_transport(_settings("https://mgmt.example.net"), 4),
                       httpx.AsyncHTTPTransport)
     monkeypatch.setenv("NO_PROXY", "mgmt.example.net")
-    assert isinstance(_default_transport(_settings("https://mgmt.example.net"), 4), Lanes)
+    assert isinstance(default_transport(_settings("https://mgmt.example.net"), 4), Lanes)

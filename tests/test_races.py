@@ -15,13 +15,13 @@ import pytest
 
 from bondha.config import Config
 from bondha.errors import StateError, Superseded
-from bondha.keepalived import parse_notify_args
-from bondha.reconciler import Result
-from bondha.statedir import StateDir, state_dir_path
+from bondha.keepalived.events import parse_notify_args
+from bondha.node.statedir import StateDir, state_dir_path
+from bondha.node.transition import notify
+from bondha.result import Result
 from bondha.testing import Fault, StandInServer
-from bondha.transition import notify
 from tests.conftest import bondha, wait_for, write_config
-from tests.test_cli import active_bonds
+from tests.helpers import active_bonds
 
 # -- the state directory on its own --------------------------------------------------------
 

@@ -226,10 +226,10 @@ def test_internal_error_traceback_with_v(server: StandInServer, fixture: Fixture
     """A bug in a dependency: the -v traceback shows the frames, not the credentials."""
     path = make_config(tmp_path, server.url, fixture, sentinel_source("passwd", tmp_path))
     program = (
-        "import sys, bondha.lanes\n"
+        "import sys, bondha.transport\n"
         "async def broken(self, request, **kwargs):\n"
         "    raise RuntimeError('transport exploded on ' + request.method)\n"
-        "bondha.lanes.Lanes.handle_async_request = broken\n"
+        "bondha.transport.Lanes.handle_async_request = broken\n"
         "from bondha.cli import main\n"
         f"sys.exit(main(['-v', '--config', {str(path)!r}, 'apply', '--active', 'backup']))\n"
     )

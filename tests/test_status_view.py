@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from bondha.cli.terminal import use_colour, watch
 from bondha.errors import TransportError
-from bondha.keepalived import State
+from bondha.keepalived.events import State
 from bondha.model import BondSide, ObjectRef, Pair, Role, RoutingObject
 from bondha.status import (
     NodeState,
@@ -19,7 +20,6 @@ from bondha.status import (
     render_status,
     status_to_json,
 )
-from bondha.terminal import use_colour, watch
 from bondha.testing import StandInServer
 from tests.conftest import bondha
 

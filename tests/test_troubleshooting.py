@@ -4,7 +4,7 @@ The messages are found in the source, not listed by hand: the test walks the syn
 every module of bondha/ (bondha/testing excluded: the stand-in server is not bondha talking
 to an operator) and takes the text of
 
-- every exception of errors.py's tree, ``_Invalid`` (a config value) and argparse's
+- every exception of errors.py's tree, ``Invalid`` (a config value) and argparse's
   ``ArgumentTypeError`` that is constructed;
 - every ``log.error``/``log.warning``/``log.critical`` format;
 - every ``*.error(...)``/``*.warn(...)`` of the config and keepalived.conf reporters (the
@@ -37,7 +37,7 @@ FIELD = "{}"
 _ERROR_CLASSES = {name for name, value in vars(bondha.errors).items()
                   if isinstance(value, type) and issubclass(value, bondha.errors.BondhaError)}
 # ValueError: bondha's parsers of option values raise it; the command line prints it.
-_CONSTRUCTORS = _ERROR_CLASSES | {"_Invalid", "ArgumentTypeError", "SecretFileError",
+_CONSTRUCTORS = _ERROR_CLASSES | {"Invalid", "ArgumentTypeError", "SecretFileError",
                                   "ValueError"}
 _LOGGERS = {"log", "logger", "logging"}
 _LOG_METHODS = {"error", "warning", "critical", "exception"}

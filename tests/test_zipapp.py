@@ -36,7 +36,9 @@ def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_file(*args: str, config: Path | None = None,
              cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": os.environ.get("PATH", ""), "BONDHA_SYSLOG": "0"}
+    # The test's own state directory (conftest): never the machine's /run/bondha.
+    env = {"PATH": os.environ.get("PATH", ""), "BONDHA_SYSLOG": "0",
+           "BONDHA_STATE_DIR": os.environ["BONDHA_STATE_DIR"]}
     if config is not None:
         env["BONDHA_CONFIG"] = str(config)
     return subprocess.run(list(args), capture_output=True, text=True, env=env, cwd=cwd,

@@ -1,0 +1,58 @@
+"""The ``bondha`` command: :func:`main` parses, runs one command, returns its exit code.
+
+Rooms: :mod:`.parser` (options, help, exit codes), :mod:`.commands` (one thin function per
+command), :mod:`.output`, :mod:`.terminal` (colour, ``--watch``), :mod:`.demo` and
+:mod:`.zipapp` (the single-file build's entry point).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from .parser import build_parser
+
+__all__ = ["build_parser", "main", "run"]
+
+log = logging.getLogger("bondha")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (see EXIT_CODES)."""
+    from ..log import setup_logging
+
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse's own usage errors already printed: exit 2
+        return int(exc.code or 0)
+    args.argv = argv[argv.index(args.command) + 1:]  # e.g. to record how a file was written
+    setup_logging(args.verbosity)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Call the command; every failure becomes one line on stderr and an exit code."""
+    from ..errors import BondhaError, ConfigError
+
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            log.error("%s", problem)
+        return exc.exit_code
+    except BondhaError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+    except Exception as exc:  # a bug: still one line, never a traceback at 3 a.m.
+        log.error("internal error (please report, run with -v for details): %s: %s",
+                  type(exc).__name__, exc, exc_info=args.verbosity > 0)
+        return 1
+    return code
+

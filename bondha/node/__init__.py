@@ -1,0 +1,7 @@
+"""The bonder's own side: what runs on a bonder between keepalived and the reconcile.
+
+:mod:`.statedir` (the node's lock and its newest event), :mod:`.transition` (one keepalived
+event into one reconcile), :mod:`.daemon` (following notify_fifo), and the records:
+:mod:`.journal`, :mod:`.metrics`, :mod:`.publish` (both after each record) and
+:mod:`.history` (``status --local``).
+"""

@@ -1,0 +1,108 @@
+"""What a reconcile did: a pure value, to print, serialise and record.
+
+``Result`` is built by :mod:`bondha.reconciler` and read by every front end and by the
+node's records; it imports no HTTP or retry library.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from .model import ObjectRef, RoutingObject
+from .plan import Change, Plan
+
+__all__ = ["Failure", "Live", "Result"]
+
+Live = dict[ObjectRef, RoutingObject]
+
+
+@attrs.frozen
+class Failure:
+    """A write that did not happen, and why."""
+
+    change: Change
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.change.to_json(), "reason": self.reason}
+
+
+@attrs.frozen
+class Result:
+    """What a reconcile did: the plan, the writes done, failed and held back, and the check.
+
+    ``skipped`` are enables held back because the disable of the same address
+    on the other bond failed: an address dark is recoverable, two bonders
+    claiming one address is not.
+    """
+
+    plan: Plan
+    dry_run: bool = False
+    done: tuple[Change, ...] = ()
+    failed: tuple[Failure, ...] = ()
+    skipped: tuple[Change, ...] = ()
+    remaining: tuple[Change, ...] = ()
+    verify_error: str | None = None
+    requests: int = 0
+    seconds: float = 0.0
+    rounds: int = 1  # read-plan-apply-verify passes: another one while verification differed
+    superseded: str | None = None  # why a newer event (or a shutdown) stopped this run
+    # The pair as last read: read back after the writes, or the first read when nothing was
+    # to be written; None when no read succeeded. For the records and metrics (bondha.node.publish).
+    live: Live | None = attrs.field(default=None, eq=False, repr=False)
+    # What the last read still found out of place (the verification's plan, or the first
+    # plan when nothing was written); None when no read succeeded. For the records, so that
+    # they need not plan again.
+    last_plan: Plan | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def converged(self) -> bool:
+        """True when the live state was read back and matches the desired state."""
+        if self.dry_run:
+            return not self.plan
+        return not (self.failed or self.skipped or self.remaining or self.verify_error
+                    or self.superseded)
+
+    def render(self) -> str:
+        role = self.plan.role.value
+        bond = self.plan.active_bond_id
+        if self.dry_run:
+            return self.plan.render()
+        lines = [f"{c}: done" for c in self.done]
+        lines += [f"{f.change}: FAILED: {f.reason}" for f in self.failed]
+        lines += [f"{c}: NOT DONE (the other bond's copy could not be disabled)"
+                  for c in self.skipped]
+        lines += [f"{c}: still needed after verification" for c in self.remaining]
+        if self.verify_error:
+            lines.append(f"verification failed: {self.verify_error}")
+        if self.superseded:
+            lines.append(self.superseded)
+        verdict = ("converged and verified" if self.converged else
+                   "superseded" if self.superseded else "NOT converged")
+        rounds = f", {self.rounds} rounds" if self.rounds > 1 else ""
+        lines.append(f"bond {bond} ({role}) active: {verdict}; {len(self.done)} changed, "
+                     f"{len(self.plan.unchanged)} already right, {len(self.failed)} failed "
+                     f"({self.requests} requests{rounds}, {self.seconds:.2f}s)")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema": "bondha.result/1",
+            "active": self.plan.role.value,
+            "active_bond_id": self.plan.active_bond_id,
+            "dry_run": self.dry_run,
+            "converged": self.converged,
+            "plan": self.plan.to_json(),
+            "done": [c.to_json() for c in self.done],
+            "failed": [f.to_json() for f in self.failed],
+            "skipped": [c.to_json() for c in self.skipped],
+            "remaining": [c.to_json() for c in self.remaining],
+            "verify_error": self.verify_error,
+            "requests": self.requests,
+            "seconds": round(self.seconds, 3),
+            "rounds": self.rounds,
+            "superseded": self.superseded,
+        }
+
