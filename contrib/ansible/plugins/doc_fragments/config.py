@@ -108,8 +108,9 @@ options:
   bondha_path:
     description:
       - The bondha single-file build (or a directory holding the C(bondha) package) to import
-        bondha from. By default an installed bondha is used, else
-        C(/usr/local/lib/bondha/bondha.pyz), where the P(bondha.ha.bonder#role) role puts it.
+        bondha from. By default an importable bondha is used, else
+        C(/usr/local/lib/bondha/bondha.pyz), where the P(bondha.ha.bonder#role) role puts it,
+        else C(/usr/lib/bondha), where the Debian package puts it.
     type: path
 requirements:
   - bondha (installed, or its single-file build on the host)

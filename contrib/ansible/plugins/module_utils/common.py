@@ -11,8 +11,9 @@ import os
 import sys
 from typing import Any
 
-# Where the bonder role installs the single-file build; importable as a zip archive.
-DEFAULT_BONDHA_PATHS = ("/usr/local/lib/bondha/bondha.pyz",)
+# Where the bonder role installs the single-file build (importable as a zip archive), and
+# where the Debian package keeps bondha and its libraries.
+DEFAULT_BONDHA_PATHS = ("/usr/local/lib/bondha/bondha.pyz", "/usr/lib/bondha")
 
 # bondha's exit codes (bondha --help), so that a failed task says what the CLI would.
 EXIT_MEANINGS = {
