@@ -27,6 +27,7 @@ from .errors import (
     ApiError,
     BadResponse,
     CertificateError,
+    HandshakeError,
     TransportError,
 )
 from .model import Kind, ObjectRef, RoutingObject
@@ -47,7 +48,7 @@ from .transport import default_transport
 __all__ = ["DEFAULT_POOL_SIZE", "ApiClient", "Counters", "client_for"]
 
 DEFAULT_POOL_SIZE = HaSettings().pool_size  # one definition: the [bondha] default
-_READ_ATTEMPTS = 1000  # "until the deadline": the policy's deadline ends them long before
+_READ_ATTEMPTS = retry.UNTIL_DEADLINE
 log = logging.getLogger("bondha.client")
 
 
@@ -285,6 +286,15 @@ class ApiClient:
                     f"{method} {describe(where)}: the TLS certificate of {origin(url)} is not "
                     f"trusted ({reason}); set [bondingadmin] ca_bundle to the file of the CA "
                     "that signed it", url=url) from None
+            handshake = _handshake_problem(exc)
+            if handshake is not None:
+                plain = "http://" + url.split("://", 1)[-1].split("/", 1)[0]
+                hint = (f"the server speaks plain HTTP there? then set [bondingadmin] host = "
+                        f"{plain}" if "WRONG_VERSION_NUMBER" in handshake or
+                        "record layer" in handshake else "check host and the server's TLS set-up")
+                raise HandshakeError(
+                    f"{method} {describe(where)}: TLS handshake with {origin(url)} failed "
+                    f"({handshake}); not retried: {hint}", url=url) from None
             raise TransportError(f"{method} {describe(where)}: cannot reach {origin(url)}: "
                                  f"{one_line(str(exc)) or type(exc).__name__}", url=url) from None
         except httpx.InvalidURL as exc:  # not an HTTPError: a hostile 'next' link can cause it
@@ -325,6 +335,20 @@ def _certificate_problem(exc: BaseException) -> str | None:
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):
             return one_line(seen.verify_message or str(seen))
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _handshake_problem(exc: BaseException) -> str | None:
+    """A TLS failure behind a connection error that no retry fixes, if that is what it was.
+
+    An EOF in the middle of a handshake may be a server restarting: that one is retried.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError) and not isinstance(
+                seen, (ssl.SSLEOFError, ssl.SSLZeroReturnError, ssl.SSLCertVerificationError)):
+            return one_line(seen.reason or str(seen)) if seen.reason else one_line(str(seen))
         seen = seen.__cause__ or seen.__context__
     return None
 

@@ -11,13 +11,15 @@ never contains a password or an Authorization header::
     │   ├── AuthError          401: wrong user or password                    exit 3
     │   ├── PermissionDenied   403: the account may not touch that bond       exit 3
     │   ├── NotFound           404: unknown id, or an id of another bond      exit 3
-    │   ├── BadRequest         400 (and other 4xx): the server refused a body
+    │   ├── BadRequest         400 (other 4xx, 501): the same answer every time
     │   ├── RateLimited        429: retried, honouring Retry-After
-    │   ├── ServerError        5xx: retried
+    │   ├── ServerError        5xx but 501: retried
     │   ├── TransportError     connection refused/reset, timeout, TLS: retried
-    │   │   └── CertificateError   the server's TLS certificate is not trusted: not retried
+    │   │   ├── CertificateError   the server's TLS certificate is not trusted: not retried
+    │   │   └── HandshakeError     no TLS handshake (https to a plain-http port): not retried
     │   └── BadResponse        a body that is not the JSON that was expected
     ├── StateError             the state directory cannot be used (lock, event file)
+    │   └── StateOwnerError    root ran what the hook's user should run          exit 2
     ├── Superseded             a newer keepalived event (or shutdown) took over   exit 0
     └── ApplyError             writes started but the pair did not converge   exit 1
                                (carries the Result: what was and was not done)
@@ -62,6 +64,15 @@ class StateError(BondhaError):
     """The state directory (lock, event records) cannot be used."""
 
     exit_code = 1
+
+
+class StateOwnerError(StateError):
+    """The state directory belongs to the hook's user and root ran the command: a usage error.
+
+    Not a fault to fix with chown (that would break the hook); run as that user instead.
+    """
+
+    exit_code = 2
 
 
 class Superseded(BondhaError):
@@ -114,7 +125,7 @@ class NotFound(RefusedError):
 
 
 class BadRequest(ApiError):
-    """400 or another 4xx the server will answer the same way every time."""
+    """400, another 4xx or 501: the server will answer the same way every time."""
 
 
 class RateLimited(ApiError):
@@ -137,6 +148,15 @@ class TransportError(ApiError):
 
 class CertificateError(TransportError):
     """The server's TLS certificate failed verification; another attempt meets the same one."""
+
+    retryable = False
+
+
+class HandshakeError(TransportError):
+    """The TLS handshake failed (not the certificate): the same server fails it every time.
+
+    The usual cause: ``host`` without ``http://`` against a server that speaks plain HTTP.
+    """
 
     retryable = False
 

@@ -6,6 +6,11 @@ disables (inactive bond) come before the enables (active bond), so that no
 prefix of a plan, applied in order, ever leaves an address enabled on both
 bonds. Addresses are independent of each other, which is what lets the
 apply step run them concurrently.
+
+An address configured on one bond only (no partner to float to) is left as it is unless
+the caller opts in (``float_unpaired``): disabling it can only make the address dark, and
+such an object is almost always a mistake in ``[bond]`` (a misspelt option, the bonders'
+private link listed as floating).
 """
 
 from __future__ import annotations
@@ -74,6 +79,14 @@ class FloatingAddress:
     def name(self) -> str:
         return self.address or f"#{self.objects[0].ref.id}"
 
+    @property
+    def unpaired(self) -> bool:
+        """An address the server reported on one bond only: it has no partner to float to.
+
+        An object without an address floats alone, as ever: bondha cannot tell its partner.
+        """
+        return self.address is not None and len({o.ref.bond_id for o in self.objects}) == 1
+
 
 @attrs.frozen
 class Step:
@@ -95,6 +108,8 @@ class Plan:
     active_bond_id: int
     steps: tuple[Step, ...] = ()
     unchanged: tuple[ObjectRef, ...] = ()
+    # Configured objects whose address has no copy on the other bond, left as they are.
+    unpaired: tuple[RoutingObject, ...] = ()
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -115,13 +130,23 @@ class Plan:
         parts = [f"{n} to {verb} on bond {bond}" for (verb, bond), n in sorted(
             counts.items(), key=lambda item: (item[0][0] != "disable", item[0][1]))]
         parts.append(f"{len(self.unchanged)} already right")
+        if self.unpaired:
+            parts.append(f"{len(self.unpaired)} left alone (no partner on the other bond)")
         return ", ".join(parts)
+
+    def unpaired_lines(self) -> list[str]:
+        """One line per object left alone, saying why and how to float it anyway."""
+        return [f"left alone: {o.ref} ({o.address}, {'on' if o.enabled else 'off'}): its "
+                f"address is on no other bond of the pair, so disabling it could only make "
+                f"it dark; fix [bond] (or set [bondha] float_unpaired = true)"
+                for o in self.unpaired]
 
     def render(self) -> str:
         """The plan as an operator reads it: one aligned line per address, then the summary."""
         head = f"Plan: make bond {self.active_bond_id} ({self.role.value}) active"
         if not self:
-            return f"{head}: nothing to do, {len(self.unchanged)} objects already right."
+            text = f"{head}: nothing to do, {len(self.unchanged)} objects already right."
+            return "\n".join([text, *self.unpaired_lines()])
         names = [(step.kind.label, step.address or "(no address)") for step in self.steps]
         kind_width = max(len(kind) for kind, _ in names)
         address_width = max(len(address) for _, address in names)
@@ -130,6 +155,7 @@ class Plan:
             actions = ", then ".join(
                 f"{c.verb} {c.ref.id} on bond {c.ref.bond_id}" for c in step.changes)
             lines.append(f"  {kind:<{kind_width}}  {address:<{address_width}}  {actions}")
+        lines += self.unpaired_lines()
         lines.append(f"Summary: {self.summary()}.")
         return "\n".join(lines)
 
@@ -147,6 +173,8 @@ class Plan:
                 for step in self.steps
             ],
             "summary": self.summary(),
+            "unpaired": [{"bond_id": o.ref.bond_id, "kind": o.ref.kind.value, "id": o.ref.id,
+                          "enabled": o.enabled, "address": o.address} for o in self.unpaired],
         }
 
 
@@ -168,10 +196,11 @@ def group_addresses(objects: Iterable[RoutingObject]) -> tuple[FloatingAddress, 
     )
 
 
-def make_plan(pair: Pair, role: Role, live: Live) -> Plan:
+def make_plan(pair: Pair, role: Role, live: Live, *, float_unpaired: bool = False) -> Plan:
     """The writes that take ``live`` to the state where ``role``'s bond is active.
 
-    ``live`` must hold every configured object (the read step guarantees it).
+    ``live`` must hold every configured object (the read step guarantees it). Objects whose
+    address is on one bond only are left alone (``Plan.unpaired``) unless ``float_unpaired``.
     """
     want = desired_state(pair, role)
     missing = [str(ref) for ref in want if ref not in live]
@@ -179,11 +208,16 @@ def make_plan(pair: Pair, role: Role, live: Live) -> Plan:
         raise ValueError(f"live state lacks {', '.join(missing)}")
     steps: list[Step] = []
     unchanged: list[ObjectRef] = []
+    unpaired: list[RoutingObject] = []
     for floating in group_addresses(live[ref] for ref in want):
+        if floating.unpaired and not float_unpaired:
+            unpaired.extend(floating.objects)
+            continue
         wrong = [o for o in floating.objects if o.enabled != want[o.ref]]
         unchanged.extend(o.ref for o in floating.objects if o.enabled == want[o.ref])
         if wrong:
             ordered = sorted(wrong, key=lambda o: (want[o.ref], o.ref))  # disables first
             steps.append(Step(floating.kind, floating.address, tuple(
                 Change(o.ref, want[o.ref], o.address) for o in ordered)))
-    return Plan(role, pair.side(role).bond_id, tuple(steps), tuple(sorted(unchanged)))
+    return Plan(role, pair.side(role).bond_id, tuple(steps), tuple(sorted(unchanged)),
+                tuple(sorted(unpaired, key=lambda o: o.ref)))

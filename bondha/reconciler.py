@@ -22,7 +22,7 @@ from .errors import ApiError, ApplyError, Superseded
 from .live import aread_bonds, aread_live
 from .model import Kind, Role, RoutingObject
 from .plan import Change, Plan, make_plan
-from .result import Failure, Live, Result
+from .result import Failure, Live, Result, unserved_addresses
 from .retry import sleep as retry_sleep
 from .writes import Outcome, apply_plan
 
@@ -60,7 +60,9 @@ async def _wait_for_round(api: ApiClient, round_: int, why: object) -> bool:
     wait = api.policy.backoff(1)
     if remaining is not None and remaining - wait < _MIN_ROUND_SECONDS:
         return False
-    log.warning("round %d did not converge (%s); another round in %.1fs", round_, why, wait)
+    until = "" if remaining is None else f", until the deadline {remaining:.1f}s from now"
+    log.warning("round %d did not converge (%s); another round in %.1fs%s", round_, why, wait,
+                until)
     await retry_sleep(wait, api.guard)
     return True
 
@@ -90,13 +92,15 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
                   started: float) -> Result:
     """read -> plan -> apply -> verify, again while verification differs and time is left."""
     live = await _read_in_rounds(api, config, 1)  # preflight: a refusal raises before writes
-    plan = first_plan = make_plan(config.pair, role, live)
+    plan = first_plan = make_plan(config.pair, role, live,
+                                  float_unpaired=config.ha.float_unpaired)
     # A converged pair is the daemon's every-interval case: not worth a line at info.
     log.log(logging.INFO if plan else logging.DEBUG, "bond %d (%s) to be active: %s",
-            plan.active_bond_id, role.value, plan.summary())
+            plan.active_bond_id, role.value, plan.summary(), extra={"reported": True})
     if dry_run or not plan:
         return Result(plan, dry_run=dry_run, requests=api.counters.reads,
-                      seconds=time.monotonic() - started, live=live, last_plan=plan)
+                      seconds=time.monotonic() - started, live=live, last_plan=plan,
+                      unserved=unserved_addresses(live, plan.active_bond_id))
     done: list[Change] = []
     verified_last: Plan | None = None
     round_, contested = 1, 0
@@ -123,7 +127,8 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
         round_ += 1
         if verify_error is not None:
             try:
-                plan = make_plan(config.pair, role, await _read_in_rounds(api, config, round_))
+                plan = make_plan(config.pair, role, await _read_in_rounds(api, config, round_),
+                                 float_unpaired=config.ha.float_unpaired)
             except ApiError as exc:
                 verify_error = str(exc)
                 break
@@ -136,7 +141,9 @@ async def _rounds(api: ApiClient, config: Config, role: Role, dry_run: bool,
                   failed=tuple(out.failed), skipped=tuple(out.skipped), remaining=remaining,
                   verify_error=verify_error, requests=counters.reads + counters.writes,
                   seconds=time.monotonic() - started, rounds=round_, superseded=out.superseded,
-                  live=out.read_back, last_plan=verified_last)
+                  live=out.read_back, last_plan=verified_last,
+                  unserved=() if out.read_back is None else
+                  unserved_addresses(out.read_back, first_plan.active_bond_id))
 
 
 async def _verify(api: ApiClient, config: Config, role: Role,
@@ -146,7 +153,8 @@ async def _verify(api: ApiClient, config: Config, role: Role,
         return None, None
     try:
         out.read_back = await aread_live(api, config.pair)
-        return make_plan(config.pair, role, out.read_back), None
+        return make_plan(config.pair, role, out.read_back,
+                         float_unpaired=config.ha.float_unpaired), None
     except ApiError as exc:
         if not exc.retryable:
             out.final.append(exc)
@@ -197,7 +205,9 @@ def reconcile(
     if not result.dry_run and not result.converged and not result.superseded:
         raise ApplyError(f"bond {result.plan.active_bond_id} ({role.value}) is not fully "
                          f"active: {len(result.failed)} failed, {len(result.skipped)} held "
-                         f"back, {len(result.remaining)} still wrong after verification", result)
+                         f"back, {len(result.remaining)} still wrong after verification"
+                         + (f", {len(result.unserved)} address(es) not on the active bond alone"
+                            if result.unserved else ""), result)
     return result
 
 

@@ -66,7 +66,10 @@ def error_for(response: httpx.Response, method: str, where: Where, user: str) ->
         message = f"{subject} not found (unknown id, or it belongs to another bond): {detail}"
     else:
         message = f"{method} {subject}: HTTP {status}: {detail}"
-    cls = _ERRORS.get(status) or (ServerError if status >= 500 else BadRequest)
+    # 501 Not Implemented (a server or proxy that does not serve the method, often OPTIONS)
+    # answers the same way every time, like a 4xx: not retried.
+    cls = _ERRORS.get(status) or (ServerError if status >= 500 and status != 501
+                                  else BadRequest)
     return cls(message, status=status, ref=where if isinstance(where, ObjectRef) else None,
                url=str(response.url), retry_after=_retry_after(response))
 

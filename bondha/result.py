@@ -10,10 +10,10 @@ from typing import Any
 
 import attrs
 
-from .model import ObjectRef, RoutingObject
-from .plan import Change, Plan
+from .model import Kind, ObjectRef, RoutingObject
+from .plan import Change, Plan, group_addresses
 
-__all__ = ["Failure", "Live", "Result"]
+__all__ = ["Failure", "Live", "Result", "unserved_addresses"]
 
 Live = dict[ObjectRef, RoutingObject]
 
@@ -56,14 +56,19 @@ class Result:
     # plan when nothing was written); None when no read succeeded. For the records, so that
     # they need not plan again.
     last_plan: Plan | None = attrs.field(default=None, eq=False, repr=False)
+    # The floating addresses, as last read, that the active bond alone does not carry
+    # (unserved_addresses): a run with any is not converged.
+    unserved: tuple[str, ...] = ()
 
     @property
     def converged(self) -> bool:
-        """True when the live state was read back and matches the desired state."""
+        """True when the live state was read back, matches the desired state, and every
+        floating address is enabled on the active bond and on no other (never while
+        ``status`` would show it DARK or OVERLAP)."""
         if self.dry_run:
             return not self.plan
         return not (self.failed or self.skipped or self.remaining or self.verify_error
-                    or self.superseded)
+                    or self.superseded or self.unserved)
 
     def render(self) -> str:
         role = self.plan.role.value
@@ -79,6 +84,9 @@ class Result:
             lines.append(f"verification failed: {self.verify_error}")
         if self.superseded:
             lines.append(self.superseded)
+        else:
+            lines += self.plan.unpaired_lines()
+            lines += list(self.unserved)
         verdict = ("converged and verified" if self.converged else
                    "superseded" if self.superseded else "NOT converged")
         rounds = f", {self.rounds} rounds" if self.rounds > 1 else ""
@@ -104,5 +112,34 @@ class Result:
             "seconds": round(self.seconds, 3),
             "rounds": self.rounds,
             "superseded": self.superseded,
+            "unserved": list(self.unserved),
         }
 
+
+
+def unserved_addresses(live: Live, active_bond_id: int) -> tuple[str, ...]:
+    """Each floating address in ``live`` that the active bond alone does not carry.
+
+    What ``status`` calls DARK (no bond) or OVERLAP (both bonds), and an address enabled only
+    on the inactive bond (an unpaired object left alone there): one line each, in plan order.
+    """
+    enabled_on: dict[tuple[Kind, str], set[int]] = {}
+    for obj in live.values():
+        key = (obj.ref.kind, obj.address if obj.address is not None else f"#{obj.ref}")
+        bonds = enabled_on.setdefault(key, set())
+        if obj.enabled:
+            bonds.add(obj.ref.bond_id)
+    wrong = {key for key, on in enabled_on.items() if on != {active_bond_id}}
+    if not wrong:  # the common case: no grouping, no sorting
+        return ()
+    lines = []
+    for floating in group_addresses(o for o in live.values()
+                                    if (o.ref.kind, o.address if o.address is not None
+                                        else f"#{o.ref}") in wrong):
+        on = {o.ref.bond_id for o in floating.objects if o.enabled}
+        name = f"{floating.kind.label} {floating.address or '(no address)'}"
+        what = ("DARK: enabled on no bond" if not on else
+                "OVERLAP: enabled on both bonds" if len(on) > 1 else
+                f"enabled on bond {next(iter(on))} only, not on the active bond")
+        lines.append(f"{name}: {what}")
+    return tuple(lines)

@@ -25,6 +25,8 @@ __all__ = ["RetryPolicy", "call", "sleep"]
 
 T = TypeVar("T")
 log = logging.getLogger("bondha.retry")
+# ``attempts`` for a call retried "until the deadline" (reads): the deadline ends it first.
+UNTIL_DEADLINE = 1000
 
 
 @attrs.frozen
@@ -81,11 +83,17 @@ def _stop(policy: RetryPolicy) -> Callable[[tenacity.RetryCallState], bool]:
     return stop
 
 
-def _log_retry(what: str) -> Callable[[tenacity.RetryCallState], None]:
+def _log_retry(policy: RetryPolicy, what: str) -> Callable[[tenacity.RetryCallState], None]:
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        log.warning("%s failed (attempt %d): %s; retrying in %.1fs",
-                    what, state.attempt_number, error, state.upcoming_sleep)
+        reason = str(error).removeprefix(f"{what}: ")  # the error names the call too
+        tries = (f"try {state.attempt_number}" if policy.attempts >= UNTIL_DEADLINE
+                 else f"try {state.attempt_number} of {policy.attempts}")
+        left = policy.remaining()
+        until = ("" if left is None else
+                 f", until the deadline {left:.1f}s from now ([bondha] deadline)")
+        log.warning("%s failed (%s): %s; retrying it in %.1fs%s", what, tries, reason,
+                    state.upcoming_sleep, until)
 
     return before_sleep
 
@@ -137,7 +145,7 @@ async def call(policy: RetryPolicy, what: str, fn: Callable[[], Awaitable[T]],
         stop=_stop(policy),
         wait=_wait(policy),
         retry=tenacity.retry_if_exception(lambda e: isinstance(e, ApiError) and e.retryable),
-        before_sleep=_log_retry(what),
+        before_sleep=_log_retry(policy, what),
         reraise=True,
     )
     async for attempt in retrying:

@@ -8,6 +8,7 @@ documented in docs/json.md).
 from __future__ import annotations
 
 import enum
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,7 +19,7 @@ from .model import Kind, ObjectRef, Pair, Role, RoutingObject
 from .plan import group_addresses
 
 __all__ = ["STATUS_SCHEMA", "AddressStatus", "LiveOn", "NodeState", "Verdict", "address_status",
-           "pair_findings", "render_status", "status_to_json"]
+           "pair_findings", "render_status", "status_to_json", "unpaired_problems"]
 
 STATUS_SCHEMA = "bondha.status/2"
 
@@ -62,6 +63,7 @@ class NodeState:
     state: State
     priority: int
     source: str = "command line"
+    age: float | None = None  # seconds since it was recorded; None: given on the command line
 
     @property
     def expected_active(self) -> Role:
@@ -74,7 +76,7 @@ class NodeState:
 
     def to_json(self) -> dict[str, Any]:
         return {"state": self.state.value, "priority": self.priority, "source": self.source,
-                "expected_active": self.expected_active.value}
+                "expected_active": self.expected_active.value, "age_seconds": self.age}
 
 
 @attrs.frozen
@@ -234,9 +236,57 @@ def pair_findings(pair: Pair, live: Mapping[ObjectRef, RoutingObject]) -> list[s
                 findings.append(f"{name} is configured {len(objs)} times on the {role} bond "
                                 f"({', '.join(str(o.ref.id) for o in objs)})")
         if not row.master or not row.backup:
-            side = "master" if row.master else "backup"
-            findings.append(f"{name} exists only on the {side} bond: it has no partner to float to")
-        elif row.live_on in (LiveOn.BOTH, LiveOn.NEITHER):
+            continue  # unpaired_problems
+        if row.live_on in (LiveOn.BOTH, LiveOn.NEITHER):
             where = "both bonds" if row.live_on is LiveOn.BOTH else "neither bond"
             findings.append(f"{name} is {row.verdict.value} right now (enabled on {where})")
     return findings
+
+
+def unpaired_problems(pair: Pair, live: Mapping[ObjectRef, RoutingObject]) -> list[str]:
+    """The floating addresses configured on one bond only, one line each.
+
+    Such an object cannot float: disabling it can only make its address dark, so the plan
+    leaves it alone (unless ``[bondha] float_unpaired``) and ``check`` calls it an error. Two
+    lone connected IPs, one per bond, that are two hosts of one network are most likely the
+    bonders' private link, which keepalived needs and which must never be disabled.
+    """
+    rows = [r for r in address_status(pair, live)
+            if r.address is not None and not (r.master and r.backup)]
+    problems: list[str] = []
+    links: dict[str, dict[str, RoutingObject]] = {}
+    for row in rows:
+        if row.kind is Kind.CONNECTED_IP:
+            network = _network(row.address)
+            if network is not None:
+                side = "master" if row.master else "backup"
+                links.setdefault(network, {}).setdefault(side, (row.master or row.backup)[0])
+    private = {net: found for net, found in links.items() if len(found) == 2}
+    for net, found in private.items():
+        m, b = found["master"], found["backup"]
+        problems.append(
+            f"connected IPs {m.ref.id} on bond {m.ref.bond_id} ({m.address}) and {b.ref.id} "
+            f"on bond {b.ref.bond_id} ({b.address}) are two hosts of one network {net}, as "
+            f"the bonders' private link (VRRP) is: it must never float; remove both ids from "
+            f"[bond]")
+    for row in rows:
+        if row.kind is Kind.CONNECTED_IP and _network(row.address) in private:
+            continue
+        side = "master" if row.master else "backup"
+        other = "backup" if row.master else "master"
+        ids = ", ".join(str(o.ref.id) for o in (row.master or row.backup))
+        problems.append(
+            f"{row.kind.label} {row.address} exists only on the {side} bond ({ids}): it has no "
+            f"partner to float to, and disabling it would make it dark; list its copy on the "
+            f"{other} bond in [bond] (or set [bondha] float_unpaired = true)")
+    return problems
+
+
+def _network(address: str | None) -> str | None:
+    try:
+        interface = ipaddress.ip_interface(address or "")
+    except ValueError:
+        return None
+    if interface.network.num_addresses == 1 or interface.ip == interface.network.network_address:
+        return None  # a single host or a whole network: not one host of a link
+    return str(interface.network)

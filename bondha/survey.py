@@ -13,10 +13,11 @@ from pathlib import Path
 import attrs
 
 from .config import load_api_settings, parse_config
+from .config.load import load_bond_ids
 from .config.rewrite import replace_section, write_with_backup
 from .discover import OWN_COMMENT, Discovery, check_bonds, discover
 from .errors import ConfigError
-from .model import Kind
+from .model import Kind, Role
 from .reconciler import read_bonds
 
 __all__ = ["Survey", "config_text", "survey"]
@@ -32,16 +33,17 @@ class Survey:
     written: dict[str, str | None] | None = None
 
 
-def survey(path: Path, master_bond_id: int, backup_bond_id: int, *, kinds: Sequence[Kind],
-           include: Sequence[str] = (), exclude: Sequence[str] = (),
+def survey(path: Path, master_bond_id: int | None, backup_bond_id: int | None, *,
+           kinds: Sequence[Kind], include: Sequence[str] = (), exclude: Sequence[str] = (),
            command: str = "bondha discover", write: bool = False) -> Survey:
     """Pair the two bonds' objects; with ``write``, put the ``[bond]`` section into ``path``.
 
-    Needs only ``[bondingadmin]`` in the file: ``[bond]`` may be absent or wrong.
+    Needs only ``[bondingadmin]`` in the file: ``[bond]`` may be absent or wrong. A bond id
+    not given (None) is taken from ``[bond]``, as every other command takes it.
     """
-    check_bonds(master_bond_id, backup_bond_id)
+    bonds = _bond_ids(path, master_bond_id, backup_bond_id)
+    check_bonds(*bonds)
     api = load_api_settings(path)
-    bonds = (master_bond_id, backup_bond_id)
     found = discover(*bonds, read_bonds(api, bonds, kinds), kinds=kinds, include=include,
                      exclude=exclude, command=command)
     if not write:
@@ -50,6 +52,15 @@ def survey(path: Path, master_bond_id: int, backup_bond_id: int, *, kinds: Seque
     backup = write_with_backup(path, text)
     log.info("wrote [bond] to %s (old file kept as %s)", path, backup)
     return Survey(found, {"path": str(path), "backup": str(backup) if backup else None})
+
+
+def _bond_ids(path: Path, master: int | None, backup: int | None) -> tuple[int, int]:
+    """The ids given, the others from the file's ``[bond]`` (a ConfigError if it lacks them)."""
+    flags = {role: f"--{role.value}-bond"
+             for role, bond in ((Role.MASTER, master), (Role.BACKUP, backup)) if bond is None}
+    found = load_bond_ids(path, flags) if flags else {}
+    return (master if master is not None else found[Role.MASTER],
+            backup if backup is not None else found[Role.BACKUP])
 
 
 def config_text(found: Discovery, current: str, source: Path | None = None) -> str:

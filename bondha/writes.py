@@ -62,8 +62,9 @@ async def _apply_step(api: ApiClient, changes: tuple[Change, ...], out: Outcome,
                             " = enable): both bonds claim it until the disable succeeds",
                             change.address or change.ref)
         else:
+            # "reported": the result printed at the end lists it too (bondha.log)
             log.info("%sd %s", change.verb, change.ref if not change.address
-                     else f"{change.ref} ({change.address})")
+                     else f"{change.ref} ({change.address})", extra={"reported": True})
             out.done.append(change)
 
 

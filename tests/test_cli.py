@@ -63,11 +63,13 @@ def test_check_passes_and_writes_nothing(server: StandInServer, config_path: Pat
 
 def test_check_warns_about_lists_of_different_length(server: StandInServer,
                                                      config_path: Path) -> None:
+    # Issue 13: an address on one bond only was a warning (exit 0); a failover then made it
+    # dark. It is now an error of check (exit 2); the different lengths stay a warning.
     text = config_path.read_text().replace("master_connected_ip_ids = 1",
                                            "master_connected_ip_ids = 1, 2")
     out = bondha("check", config=write_config(config_path, text))
-    assert out.returncode == 0, out.stderr
-    assert "192.168.66.1/30 exists only on the master bond" in out.stdout
+    assert out.returncode == 2, out.stderr
+    assert "error: connected IP 192.168.66.1/30 exists only on the master bond" in out.stdout
     assert "warning:" in out.stdout
 
 

@@ -9,6 +9,7 @@ from hypothesis import given
 
 from bondha.model import BondSide, Kind, ObjectRef, Pair, Role, RoutingObject
 from bondha.plan import Change, Plan, desired_state, group_addresses, make_plan
+from bondha.result import unserved_addresses
 from tests.strategies import pairs_and_live, roles
 
 Live = dict[ObjectRef, RoutingObject]
@@ -33,14 +34,30 @@ def overlapping(pair: Pair, live: Live) -> set[tuple[Kind, str]]:
 @given(pairs_and_live(), roles)
 def test_applying_the_plan_reaches_the_desired_state(case: tuple[Pair, Live], role: Role) -> None:
     pair, live = case
-    after = apply(live, make_plan(pair, role, live).changes)
+    after = apply(live, make_plan(pair, role, live, float_unpaired=True).changes)
     assert {ref: obj.enabled for ref, obj in after.items()} == desired_state(pair, role)
+
+
+@given(pairs_and_live(), roles)
+def test_unpaired_objects_are_left_alone_and_the_others_reach_the_desired_state(
+        case: tuple[Pair, Live], role: Role) -> None:
+    pair, live = case
+    plan = make_plan(pair, role, live)
+    lone = {o.ref for f in group_addresses(live.values()) if f.unpaired for o in f.objects}
+    assert {o.ref for o in plan.unpaired} == lone
+    assert not {c.ref for c in plan.changes} & lone
+    after = apply(live, plan.changes)
+    want = desired_state(pair, role)
+    assert {ref: obj.enabled for ref, obj in after.items() if ref not in lone} == {
+        ref: enabled for ref, enabled in want.items() if ref not in lone}
+    assert set(plan.unchanged) | {c.ref for c in plan.changes} | lone == set(live)
 
 
 @given(pairs_and_live(), roles)
 def test_planning_again_yields_the_empty_plan(case: tuple[Pair, Live], role: Role) -> None:
     pair, live = case
-    again = make_plan(pair, role, apply(live, make_plan(pair, role, live).changes))
+    once = make_plan(pair, role, live, float_unpaired=True)
+    again = make_plan(pair, role, apply(live, once.changes), float_unpaired=True)
     assert not again
     assert len(again) == 0
     assert len(again.unchanged) == len(live)
@@ -49,7 +66,7 @@ def test_planning_again_yields_the_empty_plan(case: tuple[Pair, Live], role: Rol
 @given(pairs_and_live(), roles)
 def test_no_prefix_enables_an_address_on_both_bonds(case: tuple[Pair, Live], role: Role) -> None:
     pair, live = case
-    plan = make_plan(pair, role, live)
+    plan = make_plan(pair, role, live, float_unpaired=True)
     before = overlapping(pair, live)
     changes = plan.changes
     for n in range(len(changes) + 1):
@@ -63,7 +80,7 @@ def test_no_prefix_enables_an_address_on_both_bonds(case: tuple[Pair, Live], rol
 @given(pairs_and_live(), roles)
 def test_plan_holds_only_needed_writes_each_once(case: tuple[Pair, Live], role: Role) -> None:
     pair, live = case
-    plan = make_plan(pair, role, live)
+    plan = make_plan(pair, role, live, float_unpaired=True)
     want = desired_state(pair, role)
     refs = [c.ref for c in plan.changes]
     assert len(refs) == len(set(refs))
@@ -76,7 +93,7 @@ def test_plan_holds_only_needed_writes_each_once(case: tuple[Pair, Live], role: 
 @given(pairs_and_live(), roles)
 def test_json_has_one_entry_per_write(case: tuple[Pair, Live], role: Role) -> None:
     pair, live = case
-    plan = make_plan(pair, role, live)
+    plan = make_plan(pair, role, live, float_unpaired=True)
     data = json.loads(json.dumps(plan.to_json()))
     assert data["schema"] == "bondha.plan/1"
     assert [(c["bond_id"], c["kind"], c["id"], c["enabled"]) for c in data["changes"]] == [
@@ -129,3 +146,20 @@ def test_converged_pair_gives_the_empty_plan() -> None:
     plan = make_plan(pair, Role.MASTER, live)
     assert plan == Plan(Role.MASTER, 1, (), tuple(sorted(live)))
     assert "nothing to do, 6 objects already right" in plan.render()
+
+
+@given(pairs_and_live(), roles)
+def test_unserved_is_empty_exactly_when_the_active_bond_alone_carries_every_address(
+        case: tuple[Pair, Live], role: Role) -> None:
+    pair, live = case
+    active = pair.side(role).bond_id
+    lines = unserved_addresses(live, active)
+    expected = [f for f in group_addresses(live.values())
+                if {o.ref.bond_id for o in f.objects if o.enabled} != {active}]
+    assert len(lines) == len(expected)
+    after = apply(live, make_plan(pair, role, live, float_unpaired=True).changes)
+    lone_on_one_bond = [f for f in group_addresses(after.values())
+                        if {o.ref.bond_id for o in f.objects} == {pair.side(role.other).bond_id}]
+    # A plan that floats every object leaves unserved only addresses without a copy on the
+    # active bond: no write can serve those.
+    assert len(unserved_addresses(after, active)) == len(lone_on_one_bond)

@@ -97,8 +97,9 @@ def test_json_schema_2() -> None:
     rows = address_status(PAIR, live({**MASTER_ACTIVE, 11: True}), node)
     data = status_to_json(PAIR, rows, node)
     assert data["schema"] == "bondha.status/2"
+    # age_seconds (issue 13: how old a recorded state is) is null for the command line's.
     assert data["keepalived"] == {"state": "MASTER", "priority": 10, "source": "command line",
-                                  "expected_active": "master"}
+                                  "expected_active": "master", "age_seconds": None}
     assert data["healthy"] is False
     assert data["counts"] == {"overlap": 1, "dark": 0, "wrong_bond": 0, "unpaired": 0, "ok": 3}
     assert data["addresses"][3] == {

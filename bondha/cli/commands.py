@@ -32,7 +32,8 @@ def _load(args: argparse.Namespace) -> Config:
     from ..config.load import checked
 
     return checked(load_config(config_path(args.config)),
-                   refuse_loose_secrets=args.command in _REFUSE_LOOSE_SECRETS)
+                   refuse_loose_secrets=args.command in _REFUSE_LOOSE_SECRETS,
+                   warnings_reported=args.command == "check")
 
 
 def _role(args: argparse.Namespace) -> Role:

@@ -31,6 +31,7 @@ exit codes:
   1  could not converge: API failure after retries, or verification mismatch
   2  usage or configuration error (nothing was read or written)
   3  refused before any write: authentication, permission, unknown id
+  141  stdout was closed early (e.g. `bondha check | head -1`): nothing more printed
 """
 
 
@@ -104,6 +105,26 @@ def _address(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _global_options(parser: argparse.ArgumentParser, *, defaults: bool) -> None:
+    """The options of every command, before the command or after it.
+
+    After it (``bondha status --json``) they are added again with no default, so that a
+    command's own parser never undoes what was given before the command.
+    """
+    def default(value: object) -> object:
+        return value if defaults else argparse.SUPPRESS
+
+    parser.add_argument("--config", metavar="PATH", default=default(None),
+                        help="config file (default: $BONDHA_CONFIG, else "
+                             "/etc/bonding/swap-active-bond.conf)")
+    parser.add_argument("--json", action="store_true", default=default(False),
+                        help="machine-readable output on stdout")
+    parser.add_argument("-v", "--verbose", action="store_const", const=1, default=default(0),
+                        dest="verbosity", help="debug logs")
+    parser.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity",
+                        default=default(0), help="errors only")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
@@ -114,16 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES + "\n" + EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", metavar="PATH",
-                        help="config file (default: $BONDHA_CONFIG, else "
-                             "/etc/bonding/swap-active-bond.conf)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    _global_options(parser, defaults=True)
     parser.add_argument("--version", action="version", version=f"bondha {__version__}",
                         help="print the version and exit (to compare the two bonders)")
-    parser.add_argument("-v", "--verbose", action="store_const", const=1, default=0,
-                        dest="verbosity", help="debug logs")
-    parser.add_argument("-q", "--quiet", action="store_const", const=-1, dest="verbosity",
-                        help="errors only")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, func: Callable[[argparse.Namespace], int], help_text: str,
@@ -131,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text,
                                   epilog=f"example:\n  {example}\n\n{EXIT_CODES}",
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+        _global_options(sub, defaults=False)
         sub.set_defaults(func=func)
         return sub
 
@@ -174,10 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
         "read every connected IP, route and CPE NAT IP of two bonds, pair them by address "
         "and print a ready [bond] section (needs only [bondingadmin] in the config)",
         "bondha discover --master-bond 1 --backup-bond 3 --exclude 192.168.66.0/30 --write")
-    discover.add_argument("--master-bond", required=True, type=_positive, metavar="ID",
-                          help="the master bonder's bond")
-    discover.add_argument("--backup-bond", required=True, type=_positive, metavar="ID",
-                          help="the backup bonder's bond")
+    discover.add_argument("--master-bond", type=_positive, metavar="ID",
+                          help="the master bonder's bond (default: [bond] master_bond_id)")
+    discover.add_argument("--backup-bond", type=_positive, metavar="ID",
+                          help="the backup bonder's bond (default: [bond] backup_bond_id)")
     discover.add_argument("--kinds", type=_kinds, metavar="KIND,...",
                           default="connected_ips,routes,cpe_nat_ips",
                           help="which kinds float (default: connected_ips,routes,cpe_nat_ips)")

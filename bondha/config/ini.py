@@ -164,22 +164,22 @@ def _show_line(lines: list[str], lineno: int) -> str:
 def warn_unknown(
     report: Report, sections: Mapping[str, Mapping[str, str]], defaults: Mapping[str, str]
 ) -> None:
-    """Ignored text is usually a typo: say so, and guess what was meant."""
+    """Ignored text is usually a typo: say so, and guess what was meant.
+
+    A near miss of a known name is an error, not a warning: ``master_routes_ids`` leaves the
+    routes of one bond unconfigured, and a failover would then make their addresses dark.
+    """
     for section, options in sections.items():
         if section not in KNOWN:
             hint = _did_you_mean(section, KNOWN, template="[{}]")
-            report.warn(report.where(section), f"unknown section, ignored{hint}")
+            if hint:
+                report.error(report.where(section), f"unknown section{hint}; {_NEAR_MISS}")
+            else:
+                report.warn(report.where(section), "unknown section, ignored")
             continue
         for option in options:
-            if option in KNOWN[section]:
-                continue
-            home = [other for other, known in KNOWN.items() if option in known]
-            hint = (
-                f" (it belongs in [{home[0]}])"
-                if home
-                else _did_you_mean(option, KNOWN[section], template="{}")
-            )
-            report.warn(report.where(section, option), f"unknown option, ignored{hint}")
+            if option not in KNOWN[section]:
+                _unknown_option(report, section, option)
     for option in defaults:
         where = report.where(DEFAULT, option)
         users = [s for s, known in KNOWN.items() if option in known]
@@ -193,6 +193,22 @@ def warn_unknown(
                 f"[DEFAULT] applies to every section; used as [{users[0]}] {option}, "
                 "better moved there",
             )
+
+
+_NEAR_MISS = "fix the name (a misspelt name would be ignored)"
+
+
+def _unknown_option(report: Report, section: str, option: str) -> None:
+    home = [other for other, known in KNOWN.items() if option in known]
+    if home:
+        report.warn(report.where(section, option),
+                    f"unknown option, ignored (it belongs in [{home[0]}])")
+        return
+    hint = _did_you_mean(option, KNOWN[section], template="{}")
+    if hint:
+        report.error(report.where(section, option), f"unknown option{hint}; {_NEAR_MISS}")
+    else:
+        report.warn(report.where(section, option), "unknown option, ignored")
 
 
 def _did_you_mean(name: str, known: Iterable[str], template: str) -> str:

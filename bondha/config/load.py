@@ -8,11 +8,13 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import ConfigError
-from .parse import parse, parse_api
+from ..model import Role
+from .parse import parse, parse_api, parse_bond_ids
 from .secrets import FILES, guard_secret_files
 from .settings import CONFIG_ENV, DEFAULT_CONFIG_PATH, ApiSettings, Config
 
-__all__ = ["checked", "config_path", "load_api_settings", "load_config", "parse_config"]
+__all__ = ["checked", "config_path", "load_api_settings", "load_bond_ids", "load_config",
+           "parse_config"]
 
 log = logging.getLogger("bondha")
 
@@ -50,6 +52,12 @@ def load_api_settings(
                      FILES)
 
 
+def load_bond_ids(path: str | os.PathLike[str], flags: Mapping[Role, str]) -> dict[Role, int]:
+    """The ``[bond]`` ids of the roles in ``flags``, for ``discover`` run without them."""
+    source = Path(path)
+    return parse_bond_ids(_read_text(source), source, flags)
+
+
 def _read_text(source: Path) -> str:
     try:
         data = source.read_bytes()
@@ -60,7 +68,8 @@ def _read_text(source: Path) -> str:
     except PermissionError:
         if source.is_dir():  # some platforms report a directory as "permission denied"
             raise ConfigError(f"{source}: is a directory, not a config file") from None
-        raise ConfigError(f"{source}: cannot read config file: permission denied") from None
+        raise ConfigError(f"{source}: cannot read config file: permission denied "
+                          f"({_who_may_read(source)})") from None
     except OSError as exc:
         raise ConfigError(f"{source}: cannot read config file: {exc.strerror or exc}") from None
     try:
@@ -70,6 +79,33 @@ def _read_text(source: Path) -> str:
         line = data[: exc.start].count(b"\n") + 1
         raise ConfigError(f"{source}, line {line}: not UTF-8 text; save it as UTF-8") from None
     return text
+
+
+def _who_may_read(source: Path) -> str:
+    """Who is asking, and whose file it is: what the operator needs to fix the permissions."""
+    import grp
+    import pwd
+    import stat
+
+    def user(uid: int) -> str:
+        try:
+            return pwd.getpwuid(uid).pw_name
+        except KeyError:
+            return str(uid)
+
+    def group(gid: int) -> str:
+        try:
+            return grp.getgrgid(gid).gr_name
+        except KeyError:
+            return str(gid)
+
+    me = f"bondha runs as user {user(os.geteuid())}"
+    try:
+        info = source.stat()
+    except OSError:
+        return f"{me}; a directory above the file does not let that user in"
+    return (f"{me}; the file belongs to {user(info.st_uid)}:{group(info.st_gid)}, mode "
+            f"{stat.S_IMODE(info.st_mode):04o}")
 
 
 def parse_config(
@@ -83,7 +119,8 @@ def parse_config(
     return parse(text, source, os.environ if environ is None else environ, FILES)
 
 
-def checked(config: Config, *, refuse_loose_secrets: bool) -> Config:
+def checked(config: Config, *, refuse_loose_secrets: bool,
+            warnings_reported: bool = False) -> Config:
     """``config`` after its warnings were logged and its password files' modes checked.
 
     What every front end does with a config it just loaded (the CLI, the daemon on start
@@ -91,7 +128,8 @@ def checked(config: Config, *, refuse_loose_secrets: bool) -> Config:
     during an outage only logs it (see :func:`~bondha.config.secrets.guard_secret_files`).
     """
     for warning in config.warnings:
-        log.warning("%s", warning)
+        # reported: the command (check) prints them in its result too (bondha.log)
+        log.warning("%s", warning, extra={"reported": warnings_reported})
     guard_secret_files(config.secret_files, refuse=refuse_loose_secrets,
                        allowed=config.ha.allow_readable_secrets)
     return config

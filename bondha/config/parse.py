@@ -56,7 +56,7 @@ from .values import (
     required,
 )
 
-__all__ = ["Files", "SecretFileError", "parse", "parse_api"]
+__all__ = ["Files", "SecretFileError", "parse", "parse_api", "parse_bond_ids"]
 
 
 class SecretFileError(Exception):
@@ -111,6 +111,29 @@ def parse_api(text: str, source: Path, environ: Mapping[str, str], files: Files)
     if api is None or report.errors:
         raise ConfigError(*report.errors)
     return api
+
+
+def parse_bond_ids(text: str, source: Path, flags: Mapping[Role, str]) -> dict[Role, int]:
+    """``[bond] master_bond_id`` and ``backup_bond_id`` only (``discover`` without its flags).
+
+    ``flags`` names the command-line option that would have given each id, for the message.
+    """
+    report = Report(str(source))
+    sections = read_ini(text.removeprefix("\ufeff"), report.file)
+    values = Values(sections, sections.pop(DEFAULT, {}))
+    ids: dict[Role, int] = {}
+    for role, flag in flags.items():
+        value = values.get(BOND, bond_option(role))
+        if value is None or not value.text:
+            report.error(report.where(BOND, bond_option(role)),
+                         f"not set, and no {flag} given; pass {flag}, or set it in [bond]")
+            continue
+        bond_id = convert_value(report, value, as_positive_id)
+        if bond_id is not None:
+            ids[role] = bond_id
+    if report.errors:
+        raise ConfigError(*report.errors)
+    return ids
 
 
 # Only to read the defaults from their one definition, the ApiSettings class.
@@ -371,6 +394,10 @@ def _read_ha(report: Report, values: Values) -> HaSettings:
             _HA_DEFAULTS.allow_readable_secrets, section=HA,
         ),
         metrics_file=_metrics_file(report, values),
+        float_unpaired=optional(
+            report, values, "float_unpaired", as_boolean, _HA_DEFAULTS.float_unpaired,
+            section=HA,
+        ),
     )
 
 

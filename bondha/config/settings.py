@@ -63,6 +63,10 @@ class HaSettings:
     allow_readable_secrets: bool = False
     # Prometheus textfile-collector metrics, rewritten after every reconcile (bondha.metrics).
     metrics_file: Path | None = None
+    # Let plan/apply/notify disable and enable an object whose address has no copy on the
+    # other bond. Off: such an object is left as it is, since disabling it can only make its
+    # address dark (a typo in [bond], or the bonders' private link listed as floating).
+    float_unpaired: bool = False
 
 @attrs.frozen
 class Config:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import os
+import pwd
 import stat
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from .parse import Node, parse_keepalived_text
 from .render import AUTH_PASS_MAX
 
 __all__ = ["Finding", "Level", "check_keepalived_file", "check_keepalived_text",
-           "check_script_file"]
+           "check_script_file", "check_script_user", "vrrp_link_addresses"]
 
 
 class Level(enum.Enum):
@@ -210,6 +211,8 @@ def check_script_file(command: str, *, user_is_root: bool) -> list[str]:
         return [f"{path}: {exc.strerror or exc}"]
     if not stat.S_ISREG(info.st_mode) or not info.st_mode & 0o111:
         problems.append(f"{path}: not an executable file")
+    else:
+        problems += _interpreter_problems(path)
     resolved = Path(os.path.realpath(path))
     for part in (resolved, *resolved.parents):
         try:
@@ -224,6 +227,95 @@ def check_script_file(command: str, *, user_is_root: bool) -> list[str]:
             problems.append(f"{part}: {owner}; keepalived's enable_script_security refuses "
                             f"{'this script' if user_is_root else 'it when run as root'}")
     return problems
+
+
+def _interpreter_problems(script: Path) -> list[str]:
+    """The script's ``#!`` interpreter must exist and be executable, or the hook never runs."""
+    try:
+        with script.open("rb") as stream:
+            first = stream.readline(4096)
+    except OSError as exc:
+        return [f"{script}: cannot read: {exc.strerror or exc}"]
+    if not first.startswith(b"#!"):
+        return []
+    words = first[2:].decode("utf-8", "replace").split()
+    if not words:
+        return [f"{script}: line 1 '#!' names no interpreter"]
+    interpreter = words[0]
+    if not os.path.isfile(interpreter) or not os.access(interpreter, os.X_OK):
+        return [f"{script}: its interpreter {interpreter} (line 1, #!) does not exist or is "
+                "not executable; keepalived could not run the hook"]
+    return []
+
+
+def check_script_user(user: str, config_path: str | None) -> list[str]:
+    """``script_user`` must name a user of this system, who must be able to read the config."""
+    try:
+        entry = pwd.getpwnam(user)
+    except KeyError:
+        return [f"script_user {user} names no user on this system; keepalived would not run "
+                "the hook"]
+    if config_path is None or entry.pw_uid == 0:
+        return []
+    path = Path(config_path)
+    try:
+        info = path.stat()
+    except OSError:
+        return []  # bondha read it just now; raced with a removal
+    groups = set(os.getgrouplist(user, entry.pw_gid))
+    blocked = _unreadable_for(path, entry.pw_uid, groups)
+    if blocked is None:
+        return []
+    try:
+        owner = pwd.getpwuid(info.st_uid).pw_name
+    except KeyError:
+        owner = str(info.st_uid)
+    where = "" if blocked == path else f" (the directory {blocked} bars the way)"
+    return [f"script_user {user} cannot read the bondha config {path}{where}: owner {owner}, "
+            f"mode {stat.S_IMODE(info.st_mode):04o}; fix it with: chown {user} {path}"]
+
+
+def _unreadable_for(path: Path, uid: int, groups: set[int]) -> Path | None:
+    """The file, or the directory above it, that ``uid`` cannot read or pass; None when fine."""
+    def allowed(info: os.stat_result, bits: tuple[int, int, int]) -> bool:
+        if info.st_uid == uid:
+            return bool(info.st_mode & bits[0])
+        if info.st_gid in groups:
+            return bool(info.st_mode & bits[1])
+        return bool(info.st_mode & bits[2])
+
+    absolute = Path(os.path.abspath(path))
+    for directory in reversed(absolute.parents):
+        try:
+            if not allowed(directory.stat(), (stat.S_IXUSR, stat.S_IXGRP, stat.S_IXOTH)):
+                return directory
+        except OSError:
+            return directory
+    try:
+        ok = allowed(absolute.stat(), (stat.S_IRUSR, stat.S_IRGRP, stat.S_IROTH))
+    except OSError:
+        return absolute
+    return None if ok else path
+
+
+def vrrp_link_addresses(path: str | os.PathLike[str]) -> list[tuple[int, str]]:
+    """(line, address) of every unicast_src_ip and unicast_peer: the bonders' private link.
+
+    Empty when the file cannot be read or parsed (check_keepalived_file reports that).
+    """
+    try:
+        top = parse_keepalived_text(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, UsageError):
+        return []
+    found = []
+    for instance in (n for n in top if n.keyword == "vrrp_instance"):
+        src = instance.find("unicast_src_ip")
+        if src is not None and src.args:
+            found.append((src.line, src.args[0]))
+        peers = instance.find("unicast_peer")
+        children = peers.children if peers is not None and peers.children else ()
+        found += [(child.line, child.keyword) for child in children]
+    return found
 
 
 def check_keepalived_file(
@@ -241,12 +333,22 @@ def check_keepalived_file(
     except UsageError:
         return findings  # already reported
     globals_ = next((n for n in top if n.keyword == "global_defs"), None)
-    user = _first(globals_.find("script_user")) if globals_ else None
+    user_node = globals_.find("script_user") if globals_ else None
+    user = _first(user_node)
+    users_checked: set[str] = set()
+    if user is not None and user_node is not None:
+        users_checked.add(user)
+        findings.extend(Finding(Level.ERROR, user_node.line, problem)
+                        for problem in check_script_user(user, config_path))
     for instance in (n for n in top if n.keyword == "vrrp_instance"):
         notify = instance.find("notify")
         if notify is None or not notify.args:
             continue
         run_as = notify.args[1] if len(notify.args) > 1 else user
+        if run_as is not None and run_as not in users_checked:
+            users_checked.add(run_as)
+            findings.extend(Finding(Level.ERROR, notify.line, problem)
+                            for problem in check_script_user(run_as, config_path))
         findings.extend(
             Finding(Level.ERROR, notify.line, problem)
             for problem in check_script_file(notify.args[0], user_is_root=run_as in (None, "root"))

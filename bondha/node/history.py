@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import textwrap
+import time
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,10 +34,25 @@ def _when(seconds: float) -> str:
     return datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _ago(seconds: float) -> str:
+    """How old a record is, in the unit an operator reads at a glance."""
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min ago"
+    if seconds < 172800:
+        return f"{seconds / 3600:.0f} h ago"
+    return f"{seconds / 86400:.0f} days ago"
+
+
 def _node_state(ticket: Ticket, record_path: Path) -> NodeState:
     event = parse_fifo_line(ticket.event)
+    # How old: keepalived may have changed its mind since, while the hook was not run.
+    age = time.time() - ticket.at
     return NodeState(event.state, event.priority,
-                     source=f"{record_path}, event {ticket.seq} at {_when(ticket.at)}")
+                     source=f"{record_path}, event {ticket.seq} at {_when(ticket.at)}, "
+                            f"{_ago(age)}", age=round(age, 1))
 
 
 def recorded_node_state(state_dir: Path) -> NodeState | None:

@@ -26,7 +26,10 @@ import errno
 import fcntl
 import json
 import os
+import pwd
+import shlex
 import stat
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -35,7 +38,7 @@ from typing import Any, Callable
 import attrs
 
 from ..config import Config
-from ..errors import StateError, Superseded
+from ..errors import StateError, StateOwnerError, Superseded
 from ..files import replace_file
 
 __all__ = ["DEFAULT_STATE_DIR", "STATE_DIR_ENV", "StateDir", "Ticket", "state_dir_of",
@@ -76,6 +79,21 @@ class Ticket:
                    float(data.get("at", 0.0)))
 
 
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def _command() -> str:
+    """This command line, for advice to run it again another way."""
+    argv = list(sys.argv)
+    if not argv or not os.access(argv[0], os.X_OK) or argv[0].endswith("__main__.py"):
+        return "<the same command>"
+    return shlex.join(argv)
+
+
 class StateDir:
     """The lock and the event record of one node."""
 
@@ -96,6 +114,13 @@ class StateDir:
                              f"{exc.strerror or exc}") from None
         if not stat.S_ISDIR(info.st_mode):
             raise StateError(f"state directory {self.path}: exists and is not a directory")
+        if os.geteuid() == 0 and info.st_uid != 0 and not info.st_mode & 0o022:
+            # Root running the hook by hand (the how-to's test step) on a node whose hook runs
+            # as keepalived's script_user: chown would break the real hook; run as that user.
+            owner = _user_name(info.st_uid)
+            raise StateOwnerError(
+                f"state directory {self.path}: belongs to {owner}, the user the hook runs "
+                f"as; run this as that user, not as root: runuser -u {owner} -- {_command()}")
         if info.st_mode & 0o022 or info.st_uid != os.geteuid():
             raise StateError(f"state directory {self.path}: must be owned by this user and "
                              f"writable by no one else (mode {stat.S_IMODE(info.st_mode):04o}); "
