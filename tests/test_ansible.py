@@ -151,7 +151,8 @@ def test_audit_names_each_verdict(tmp_path: Path) -> None:
 
 def test_settings_bondha_refuses_fail_and_unknown_ones_are_warned(tmp_path: Path) -> None:
     """pair01's [bondha] deadline is wrong: exit code 2's meaning, bondha's line naming the
-    option, nothing asked of the server. pair02 misspells an option: a warning, not silence."""
+    option, nothing asked of the server. pair02 sets an option bondha does not know: a
+    warning, not silence."""
     pairs = fleet(2)
     fixture = fleet_fixture(pairs)
     with StandInServer(fixture) as server:
@@ -159,7 +160,7 @@ def test_settings_bondha_refuses_fail_and_unknown_ones_are_warned(tmp_path: Path
         hosts = json.loads(inventory.read_text())
         odd, even = hosts["pairs"]["hosts"]["pair01"], hosts["pairs"]["hosts"]["pair02"]
         odd["bondha_settings"] = {"deadline": "soon"}
-        even["bondha_settings"] = {"dedline": 10}
+        even["bondha_settings"] = {"colour": "red"}
         even["bondha_api"] = odd["bondha_api"]  # settings go with parameters, not a file
         even["bondha_bond"] = bond_section(fixture, pairs[1])
         even["bondha_password"] = odd["bondha_password"]
@@ -174,5 +175,5 @@ def test_settings_bondha_refuses_fail_and_unknown_ones_are_warned(tmp_path: Path
     assert "configuration error" in result["meaning"]
     assert any("deadline" in problem and "soon" in problem for problem in result["problems"])
     output = run.stdout + run.stderr
-    assert "dedline" in output
+    assert "colour" in output
     assert "unknown option" in output

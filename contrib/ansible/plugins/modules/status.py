@@ -79,7 +79,9 @@ unhealthy:
   type: list
   elements: str
 findings:
-  description: What else is odd about the pair (bondha check's warnings).
+  description: >-
+    What else is wrong or odd about the pair, as bondha check says it (an address configured
+    on one bond only, an id listed twice, an address dark or on both bonds).
   returned: when the pair could be read
   type: list
   elements: str
@@ -150,7 +152,8 @@ def main() -> None:
         "counts": document["counts"],
         "addresses": document["addresses"],
         "unhealthy": unhealthy,
-        "findings": views.pair_findings(config.pair, live),
+        "findings": [*views.unpaired_problems(config.pair, live),
+                     *views.pair_findings(config.pair, live)],
         "log": logs.lines,
         "bondha": {"version": bondha.__version__, "path": bondha.__file__},
     }
