@@ -156,14 +156,23 @@ def test_role_sets_up_both_bonders_idempotently_and_checks_before_it_replaces(
     assert "priority 9" in backup_keepalived
     assert f"vrrp_notify_fifo {backup}/run/bondha/notify.fifo" in backup_keepalived
     assert "notify \"" not in backup_keepalived
-    unit = (backup / "etc/systemd/system/bondha.service").read_text()
-    shipped = (ROOT / "contrib/bondha.service").read_text()
-    expected = (shipped
-                .replace("/usr/local/bin/bondha daemon",
-                         f"{backup}/usr/local/bin/bondha --config {backup_conf} daemon")
-                .replace("/run/bondha/notify.fifo", f"{backup}/run/bondha/notify.fifo")
-                .replace("ReadWritePaths=/run/bondha", f"ReadWritePaths={backup}/run/bondha"))
-    assert unit == expected
+    unit = (backup / "etc/systemd/system/bondha.service").read_text().splitlines()
+    shipped = (ROOT / "contrib/bondha.service").read_text().splitlines()
+    adapted = {
+        "ExecStart=": f"ExecStart={backup}/usr/local/bin/bondha --config {backup_conf} daemon "
+                      f"--fifo {backup}/run/bondha/notify.fifo",
+        "User=": f"User={NOBODY.pw_name}",
+        "Group=": f"Group={NOBODY_GROUP}",
+    }
+    assert len(unit) == len(shipped)
+    for mine, theirs in zip(unit, shipped):
+        key = next((k for k in adapted if theirs.startswith(k)), None)
+        if key is not None:
+            assert mine == adapted[key]
+        elif theirs.startswith("ReadWritePaths=/run/bondha"):
+            assert mine == theirs.replace("=/run/bondha", f"={backup}/run/bondha", 1)
+        else:
+            assert mine == theirs
     assert not (backup / "usr/local/bin/swap-active-bond").exists()
     assert not (backup / "etc/tmpfiles.d/bondha.conf").exists()
     assert handlers(first) == ["Reload bondha daemon", "Reload keepalived",
