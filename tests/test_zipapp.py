@@ -92,3 +92,9 @@ def test_the_file_at_the_old_scripts_path_is_the_hook(pyz: Path, server: StandIn
     odd = run_file(str(hook), "VI_1", "MASTER", config=config_path, cwd=tmp_path)
     assert odd.returncode == 2
     assert "notify takes 4 arguments" in odd.stderr
+    # keepalived-config writes `notify "HOOK --config PATH"` for a config off the default
+    # path, and keepalived appends the event: the options before it are bondha's.
+    back = run_file(str(hook), "--config", str(config_path), "INSTANCE", "VI_1", "MASTER", "10",
+                    cwd=tmp_path)
+    assert back.returncode == 0, back.stderr
+    assert server.get_object(1, Kind.ROUTE, 7)["enabled"] is True

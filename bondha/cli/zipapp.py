@@ -22,5 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``argv`` as ``sys.argv`` (the program name first); returns the exit code."""
     args = list(sys.argv if argv is None else argv)
     if os.path.basename(args[0]) in HOOK_NAMES:
-        return cli_main(["notify", *args[1:]])
+        # keepalived appends the four event arguments to the notify line: what comes before
+        # them (``--config PATH``) are bondha's global options, as for hooks/swap-active-bond.
+        options, event = args[1:-4], args[1:][-4:]
+        return cli_main([*options, "notify", *event])
     return cli_main(args[1:])
