@@ -4,9 +4,24 @@ Why not httpx's own transport: httpcore and anyio cost about 0.8 ms of CPU per r
 the bonders' class of machine, and a 600-address failover makes 1,200 requests, so the
 client's CPU, not the server's latency, set the length of the outage. Here h11 (the parser
 httpcore itself uses) reads and writes the messages and asyncio moves the bytes: about a
-third of the cost. At most ``size`` connections are open, each carrying one request at a
-time; an idle one is reused, the most recently used first. Bodies are read whole: the
-management API answers with small JSON documents.
+third of the cost. At most ``size`` connections are open (or being opened), each carrying
+one request at a time; an idle one is reused, the most recently used first. Bodies are read
+whole: the management API answers with small JSON documents.
+
+What the kernel does to such a client, measured against servers that write and accept
+differently (``bondha.testing`` styles, docs/performance.md):
+
+- A server that writes the head and the body of an answer separately with Nagle on
+  (Python's ``http.server``) holds the body until the head is ACKed, and a kept-alive
+  client socket delays that ACK (40 ms on Linux). After sending a request and after each
+  read that leaves the answer incomplete the socket is put in quick-ACK mode
+  (``TCP_QUICKACK``, Linux; elsewhere nothing is done and the delay stays).
+- A burst of connects overflows a short accept queue (Python's default backlog is 5); the
+  kernel drops the surplus SYNs and the client's retransmission comes after 1 s. A request
+  therefore takes whichever connection is ready first (an idle one or a new one), never
+  waits on one particular connect, and a connect far slower than those that succeeded is
+  abandoned and dialled again: its SYN was dropped, and a new one gets in once the queue
+  has drained.
 
 Used only where httpx would not route through a proxy (``ApiClient`` decides): proxies
 stay httpx's business.
@@ -16,7 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
+from collections import deque
+from typing import Any
 
 import h11
 import httpx
@@ -24,6 +42,12 @@ import httpx
 __all__ = ["Lanes"]
 
 _READ_SIZE = 65536
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+# A connect still pending this long after the fastest one to the same server completed
+# (times _HEDGE_FACTOR), or _HEDGE_MIN at least, is taken for a SYN dropped by a full accept
+# queue: dialled again at once instead of waiting for the kernel's 1 s retransmission.
+_HEDGE_FACTOR = 8.0
+_HEDGE_MIN = 0.025
 
 
 class _Stale(Exception):
@@ -35,6 +59,14 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.protocol = h11.Connection(h11.CLIENT)
+        self.used = False  # has answered a request: a later close may be an idle timeout
+        self.sock: socket.socket | None = writer.get_extra_info("socket")
+
+    def quickack(self) -> None:
+        """ACK what arrives now, not at the delayed-ACK timer (the mode does not stick)."""
+        if _QUICKACK is not None and self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
     def reusable(self) -> bool:
         return self.protocol.our_state is h11.DONE and self.protocol.their_state is h11.DONE
@@ -48,45 +80,147 @@ class Lanes(httpx.AsyncBaseTransport):
         self._tls = tls
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()
-        self._gate: asyncio.Semaphore | None = None  # made in the running loop (Python 3.9)
+        self._dialling = 0  # connects under way: they count against ``size`` too
+        self._dials: set[asyncio.Future[None]] = set()
+        self._waiting: deque[asyncio.Future[_Connection]] = deque()
+        self._fastest_connect: float | None = None
+        self.connects = 0  # connections established, for tests and benchmarks
+        self.most_open = 0  # the most connections open or being opened at once
+        self._last: tuple[httpx.URL, float | None] | None = None  # where waiters go
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._gate is None:
-            self._gate = asyncio.Semaphore(self._size)
         timeouts = request.extensions.get("timeout", {})
-        async with self._gate:
-            connection = self._idle.pop() if self._idle else None
+        while True:
+            connection = await self._acquire(request.url, timeouts.get("connect"))
             try:
-                if connection is not None:
-                    try:
-                        return await self._exchange(connection, request, timeouts)
-                    except _Stale:
-                        self._discard(connection)
-                connection = await self._connect(request.url, timeouts.get("connect"))
-                try:
-                    return await self._exchange(connection, request, timeouts)
-                except _Stale:
+                return await self._exchange(connection, request, timeouts)
+            except _Stale:
+                self._discard(connection)
+                if not connection.used:
                     raise httpx.RemoteProtocolError(
                         "server closed the connection without answering") from None
+                # Kept alive, then closed by the server before it read this request:
+                # nothing was answered, so once more on another connection.
             except BaseException:
-                if connection is not None:
-                    self._discard(connection)
+                self._discard(connection)
                 raise
+
+    # -- which connection carries a request --------------------------------------------
+
+    async def _acquire(self, url: httpx.URL, timeout: float | None) -> _Connection:
+        """An idle connection, or whichever becomes ready first: one handed back by another
+        request or one dialled because of this request (never a wait on one connect)."""
+        if self._idle:
+            return self._idle.pop()
+        self._last = (url, timeout)
+        waiter: asyncio.Future[_Connection] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        self._dial_for_waiters(url, timeout)
+        try:
+            return await waiter
+        except BaseException:
+            with contextlib.suppress(ValueError):
+                self._waiting.remove(waiter)
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._release(waiter.result())  # handed over as we were cancelled
+            raise
+
+    def _release(self, connection: _Connection) -> None:
+        """Hand ``connection`` to the longest-waiting request, or keep it idle."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        self._idle.append(connection)
+
+    def _dial_for_waiters(self, url: httpx.URL, timeout: float | None) -> None:
+        """Start connects for waiting requests while the pool has room."""
+        while len(self._waiting) > self._dialling and (
+                len(self._open) + self._dialling < self._size):
+            self._dialling += 1
+            self.most_open = max(self.most_open, len(self._open) + self._dialling)
+            dial = asyncio.ensure_future(self._dial(url, timeout))
+            self._dials.add(dial)
+            dial.add_done_callback(self._dials.discard)
+
+    async def _dial(self, url: httpx.URL, timeout: float | None) -> None:
+        try:
+            connection = await self._connect(url, timeout)
+        except (httpx.HTTPError, OSError) as exc:
+            self._dialling -= 1
+            # The longest-waiting request gets the error; the others dial again.
+            while self._waiting:
+                waiter = self._waiting.popleft()
+                if not waiter.done():
+                    waiter.set_exception(exc)
+                    break
+            self._dial_for_waiters(url, timeout)
+            return
+        except BaseException:  # cancelled by aclose()
+            self._dialling -= 1
+            raise
+        self._dialling -= 1
+        self._release(connection)
 
     async def _connect(self, url: httpx.URL, timeout: float | None) -> _Connection:
         secure = url.scheme == "https"
         port = url.port or (443 if secure else 80)
-        try:
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        stalls = 0
+        while True:
+            started = loop.time()
+            attempt = asyncio.ensure_future(asyncio.open_connection(
                 url.host, port, ssl=self._tls if secure else None,
-                server_hostname=url.host if secure else None), timeout)
-        except asyncio.TimeoutError:
-            raise httpx.ConnectTimeout("connection timed out") from None
-        except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
-            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
-        connection = _Connection(reader, writer)
-        self._open.add(connection)
-        return connection
+                server_hostname=url.host if secure else None))
+            try:
+                stalled = await self._stalled(attempt, started, deadline, stalls)
+            except BaseException:
+                attempt.cancel()
+                raise
+            if stalled:
+                attempt.cancel()
+                with contextlib.suppress(asyncio.CancelledError, OSError):
+                    await attempt
+                if deadline is not None and loop.time() >= deadline:
+                    raise httpx.ConnectTimeout("connection timed out")
+                stalls += 1
+                continue
+            try:
+                reader, writer = attempt.result()
+            except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is one)
+                raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+            took = loop.time() - started
+            if self._fastest_connect is None or took < self._fastest_connect:
+                self._fastest_connect = took
+            connection = _Connection(reader, writer)
+            self._open.add(connection)
+            self.connects += 1
+            return connection
+
+    async def _stalled(self, attempt: asyncio.Future[Any], started: float,
+                       deadline: float | None, stalls: int) -> bool:
+        """Wait for ``attempt``; True when it is far slower than the connects that succeeded
+        (each stall of the same connect doubles the patience: the queue has not drained)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            if deadline is not None and now >= deadline:
+                return True
+            if self._fastest_connect is None:
+                wait = _HEDGE_MIN  # nothing to compare with yet: look again soon
+                patience = None
+            else:
+                patience = max(_HEDGE_MIN, _HEDGE_FACTOR * self._fastest_connect) * 2 ** stalls
+                if now - started >= patience:
+                    return True
+                wait = started + patience - now
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            done, _ = await asyncio.wait({attempt}, timeout=wait)
+            if done:
+                return False
 
     async def _exchange(self, connection: _Connection, request: httpx.Request,
                         timeouts: dict[str, float | None]) -> httpx.Response:
@@ -100,9 +234,10 @@ class Lanes(httpx.AsyncBaseTransport):
             raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
         except h11.RemoteProtocolError as exc:
             raise httpx.RemoteProtocolError(str(exc)) from exc
+        connection.used = True
         if connection.reusable():
             connection.protocol.start_next_cycle()
-            self._idle.append(connection)
+            self._release(connection)
         else:
             self._discard(connection)
         return httpx.Response(head.status_code, headers=list(head.headers), content=body,
@@ -120,6 +255,7 @@ class Lanes(httpx.AsyncBaseTransport):
         data += protocol.send(h11.EndOfMessage())
         try:
             connection.writer.write(data)
+            connection.quickack()  # the answer's head will be ACKed as it arrives
             await asyncio.wait_for(connection.writer.drain(), timeout)
         except (ConnectionResetError, BrokenPipeError) as exc:
             raise _Stale from exc
@@ -144,6 +280,7 @@ class Lanes(httpx.AsyncBaseTransport):
                     raise _Stale
                 answered = True
                 protocol.receive_data(raw)
+                connection.quickack()  # a body still to come is not held by our ACK
             elif isinstance(event, h11.Response):
                 head = event
             elif isinstance(event, h11.Data):
@@ -156,9 +293,15 @@ class Lanes(httpx.AsyncBaseTransport):
     def _discard(self, connection: _Connection) -> None:
         with contextlib.suppress(ValueError):
             self._idle.remove(connection)
+        self._open.discard(connection)
         connection.writer.close()
+        if self._waiting and self._last is not None:
+            self._dial_for_waiters(*self._last)  # its place in the pool is free again
 
     async def aclose(self) -> None:
+        for dial in list(self._dials):
+            dial.cancel()
+        await asyncio.gather(*self._dials, return_exceptions=True)
         connections, self._open, self._idle = self._open, set(), []
         for connection in connections:
             connection.writer.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .fixtures import Fixture, example_fixture, pair_fixture
 from .server import StandInServer
+from .styles import STYLES
 
 
 def _fixture(spec: str) -> Fixture:
@@ -52,6 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--page-size", type=int, help="paginate lists (default: bare arrays)")
     parser.add_argument("--seed", type=int, help="seed of the faults' random source")
+    parser.add_argument(
+        "--style",
+        choices=tuple(STYLES),
+        default="proxy",
+        help="how the HTTP layer writes and accepts: proxy (one write, TCP_NODELAY, backlog "
+        "511), stdlib (http.server as it comes: two writes, Nagle, backlog 5), close "
+        "(Connection: close on every answer), tls (https, needs --tls-cert; default "
+        "%(default)s)",
+    )
     parser.add_argument("--tls-cert", help="PEM certificate: serve https (with --tls-key)")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
     parser.add_argument("--write-config", type=Path, help="write a swap-active-bond.conf here")
@@ -93,6 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tls = None
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
+    if args.style == "tls" and not args.tls_cert:
+        parser.error("--style tls needs --tls-cert and --tls-key")
     if args.tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
@@ -104,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         page_size=args.page_size,
         ssl_context=tls,
         seed=args.seed,
+        style=args.style,
     )
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
