@@ -59,8 +59,12 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.protocol = h11.Connection(h11.CLIENT)
-        self.used = False  # has answered a request: a later close may be an idle timeout
+        self.used = False  # has been kept alive: a close may be the server's idle timeout
         self.sock: socket.socket | None = writer.get_extra_info("socket")
+
+    def closed(self) -> bool:
+        """The server ended it (read while idle) or it is being closed."""
+        return self.reader.at_eof() or self.writer.is_closing()
 
     def quickack(self) -> None:
         """ACK what arrives now, not at the delayed-ACK timer (the mode does not stick)."""
@@ -110,8 +114,11 @@ class Lanes(httpx.AsyncBaseTransport):
     async def _acquire(self, url: httpx.URL, timeout: float | None) -> _Connection:
         """An idle connection, or whichever becomes ready first: one handed back by another
         request or one dialled because of this request (never a wait on one connect)."""
-        if self._idle:
-            return self._idle.pop()
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed():
+                return connection
+            self._discard(connection)  # the server's idle timeout: no use sending on it
         self._last = (url, timeout)
         waiter: asyncio.Future[_Connection] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
@@ -162,6 +169,43 @@ class Lanes(httpx.AsyncBaseTransport):
             raise
         self._dialling -= 1
         self._release(connection)
+
+    @property
+    def open(self) -> int:
+        """Connections open or being opened."""
+        return len(self._open) + self._dialling
+
+    @property
+    def dialling(self) -> int:
+        return self._dialling
+
+    async def warm(self, url: httpx.URL, count: int, timeout: float | None = None) -> int:
+        """Open idle connections to ``url`` until ``count`` are open (``size`` at most),
+        first dropping idle ones the server has closed, so that the next requests go out
+        without a handshake. Returns how many were opened; connect errors are not raised
+        (the requests that follow will meet them)."""
+        for connection in [c for c in self._idle if c.closed()]:
+            self._discard(connection)
+        wanted = min(count, self._size) - len(self._open) - self._dialling
+        if wanted <= 0:
+            return 0
+        self._dialling += wanted
+        self.most_open = max(self.most_open, len(self._open) + self._dialling)
+        dials = [asyncio.ensure_future(self._connect(url, timeout)) for _ in range(wanted)]
+        opened = 0
+        try:
+            for outcome in await asyncio.gather(*dials, return_exceptions=True):
+                self._dialling -= 1
+                if isinstance(outcome, _Connection):
+                    outcome.used = True  # no request yet, but kept waiting like one
+                    self._release(outcome)
+                    opened += 1
+        except BaseException:  # cancelled: close what was opened
+            for dial in dials:
+                dial.cancel()
+            self._dialling -= wanted - opened
+            raise
+        return opened
 
     async def _connect(self, url: httpx.URL, timeout: float | None) -> _Connection:
         secure = url.scheme == "https"

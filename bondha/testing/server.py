@@ -286,6 +286,11 @@ class StandInServer:
         """Toggle an object as an operator would in the web UI: on the timeline, not a write."""
         self._store.update(ObjectRef(bond_id, Kind(kind), object_id), {"enabled": enabled})
 
+    def close_connections(self) -> None:
+        """End every open connection, as a server's keep-alive timeout does; serving goes on."""
+        if self._httpd is not None:
+            self._httpd.close_connections()
+
     def inject(self, fault: Fault) -> None:
         self._faults.add(fault)
 
