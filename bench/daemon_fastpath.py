@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from failover import STYLES, Scenario, StandIn, _bondha_command  # noqa: E402
+from failover import STYLES, Scenario, StandIn, _bondha_command
 
 TARGET = 0.3
 TOOLS = ("daemon", "notify")
