@@ -48,6 +48,7 @@ _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 # queue: dialled again at once instead of waiting for the kernel's 1 s retransmission.
 _HEDGE_FACTOR = 8.0
 _HEDGE_MIN = 0.025
+_RESOLVED_FOR = 60.0  # seconds a name lookup is reused (the daemon's lanes live for days)
 
 
 class _Stale(Exception):
@@ -91,6 +92,9 @@ class Lanes(httpx.AsyncBaseTransport):
         self.connects = 0  # connections established, for tests and benchmarks
         self.most_open = 0  # the most connections open or being opened at once
         self._last: tuple[httpx.URL, float | None] | None = None  # where waiters go
+        # The server's addresses, resolved once: (host, port), [(family, sockaddr), ...]
+        self._addresses: tuple[tuple[str, int], list[tuple[int, Any]]] | None = None
+        self._resolved = 0.0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeouts = request.extensions.get("timeout", {})
@@ -212,36 +216,65 @@ class Lanes(httpx.AsyncBaseTransport):
         port = url.port or (443 if secure else 80)
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
+        try:
+            sock = await self._tcp_connect(str(url.host), port, deadline)
+            # The TLS handshake is never hedged: it is the server's CPU, not a lost packet.
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+                sock=sock, ssl=self._tls if secure else None,
+                server_hostname=url.host if secure else None),
+                None if deadline is None else max(0.0, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            raise httpx.ConnectTimeout("connection timed out") from None
+        except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is one)
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+        connection = _Connection(reader, writer)
+        self._open.add(connection)
+        self.connects += 1
+        return connection
+
+    async def _tcp_connect(self, host: str, port: int, deadline: float | None) -> socket.socket:
+        """A connected socket; a connect far slower than the fastest one so far is dialled
+        again (its SYN was dropped by a full accept queue; a new one gets in)."""
+        loop = asyncio.get_running_loop()
+        if (self._addresses is None or self._addresses[0] != (host, port)
+                or loop.time() - self._resolved > _RESOLVED_FOR):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            self._addresses = ((host, port), [(info[0], info[4]) for info in infos])
+            self._resolved = loop.time()
         stalls = 0
         while True:
-            started = loop.time()
-            attempt = asyncio.ensure_future(asyncio.open_connection(
-                url.host, port, ssl=self._tls if secure else None,
-                server_hostname=url.host if secure else None))
-            try:
-                stalled = await self._stalled(attempt, started, deadline, stalls)
-            except BaseException:
-                attempt.cancel()
-                raise
-            if stalled:
-                attempt.cancel()
-                with contextlib.suppress(asyncio.CancelledError, OSError):
-                    await attempt
-                if deadline is not None and loop.time() >= deadline:
-                    raise httpx.ConnectTimeout("connection timed out")
-                stalls += 1
-                continue
-            try:
-                reader, writer = attempt.result()
-            except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is one)
-                raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
-            took = loop.time() - started
-            if self._fastest_connect is None or took < self._fastest_connect:
-                self._fastest_connect = took
-            connection = _Connection(reader, writer)
-            self._open.add(connection)
-            self.connects += 1
-            return connection
+            error: OSError | None = None
+            for family, address in self._addresses[1]:
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                started = loop.time()
+                attempt = asyncio.ensure_future(loop.sock_connect(sock, address))
+                try:
+                    stalled = await self._stalled(attempt, started, deadline, stalls)
+                except BaseException:
+                    attempt.cancel()
+                    sock.close()
+                    raise
+                if stalled:
+                    attempt.cancel()
+                    sock.close()
+                    break
+                try:
+                    attempt.result()
+                except OSError as exc:
+                    sock.close()
+                    error = exc
+                    continue
+                took = loop.time() - started
+                if self._fastest_connect is None or took < self._fastest_connect:
+                    self._fastest_connect = took
+                return sock
+            else:
+                self._addresses = None  # perhaps moved: look the name up again next time
+                raise error or OSError(f"cannot connect to {host}:{port}")
+            if deadline is not None and loop.time() >= deadline:
+                raise asyncio.TimeoutError
+            stalls += 1
 
     async def _stalled(self, attempt: asyncio.Future[Any], started: float,
                        deadline: float | None, stalls: int) -> bool:
