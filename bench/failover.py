@@ -51,6 +51,12 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 OLD_SCRIPT = HERE / "old_swap_active_bond.py"
 TOOLS = ("old", "bondha")
+# --compare NAME=COMMAND: other bondha builds run interleaved with these (before/after).
+COMPARE: dict[str, list[str]] = {}
+
+
+def tools() -> tuple[str, ...]:
+    return (*TOOLS, *COMPARE)
 # The issue's targets: bondha's median wall time as a fraction of the old script's.
 WALL_TARGETS = {(0.02, 20): 0.15, (0.002, 10): 1.0, (0.02, 100): 0.10, (0.005, 200): 0.10}
 DARK_TARGET = 0.05
@@ -177,7 +183,8 @@ def command(tool: str, config: Path, role: str) -> list[str]:
         priority = "10" if role == "master" else "9"
         return [sys.executable, str(OLD_SCRIPT), "--config", str(config),
                 "INSTANCE", "VI_1", "MASTER", priority]
-    return [*_bondha_command(), "--config", str(config), "apply", "--active", role]
+    bondha = COMPARE.get(tool) or _bondha_command()
+    return [*bondha, "--config", str(config), "apply", "--active", role]
 
 
 def run_once(tool: str, standin: StandIn) -> Run:
@@ -206,7 +213,7 @@ def measure(scenario: Scenario, runs: int, pool_size: int | None, style: str = "
             floor: Floor | None = None) -> dict[str, list[Run]]:
     """``runs`` failovers per tool, interleaved so that drift hits both alike; ``floor``
     gets this server's round trip and the plan's critical path."""
-    results: dict[str, list[Run]] = {tool: [] for tool in TOOLS}
+    results: dict[str, list[Run]] = {tool: [] for tool in tools()}
     with tempfile.TemporaryDirectory(prefix="bondha-bench-") as workdir:
         standin = StandIn(scenario, Path(workdir), pool_size, style)
         try:
@@ -214,7 +221,7 @@ def measure(scenario: Scenario, runs: int, pool_size: int | None, style: str = "
                 floor.rtt = round_trip(standin)
                 floor.rounds = write_rounds(standin, _pool_size(pool_size))
             for _ in range(runs):
-                for tool in TOOLS:
+                for tool in tools():
                     results[tool].append(run_once(tool, standin))
                 if floor is not None:
                     floor.startups.append(wall_of(floor.command))
@@ -356,16 +363,26 @@ def ratios(scenario: Scenario, results: dict[str, list[Run]],
     return ratio
 
 
+def columns() -> tuple[str, ...]:
+    extra = tuple(f"{name} {what}" for name in COMPARE for what in ("s", "/ old", "/ floor"))
+    return COLUMNS[:5] + extra + COLUMNS[5:]
+
+
 def table_row(scenario: Scenario, results: dict[str, list[Run]], floor: Floor) -> list[str]:
     old, new = results["old"], results["bondha"]
     ratio = ratios(scenario, results, floor)
+    extra = []
+    for name in COMPARE:
+        wall = _median(results[name], "wall")
+        extra += [f"{wall:.3f}", f"{wall / _median(old, 'wall'):.3f}x",
+                  f"{wall / floor.seconds:.2f}x" if floor.seconds else "-"]
     target = WALL_TARGETS.get((scenario.latency, scenario.per_kind))
     verdict = "" if target is None else (
         f"<= {target:g}: {'met' if ratio['wall'] <= target else 'MISSED'}")
     return [
         f"{scenario.latency * 1000:g} ms", str(scenario.addresses),
         f"{_median(old, 'wall'):.3f}", f"{_median(new, 'wall'):.3f}", f"{ratio['wall']:.3f}x",
-        verdict, f"{floor.seconds:.3f}", f"{ratio['floor']:.2f}x",
+        *extra, verdict, f"{floor.seconds:.3f}", f"{ratio['floor']:.2f}x",
         f"{_median(new, 'requests'):g}", str(max(run.connections for run in new)),
         f"{max(run.longest_write_gap for run in new):.3f}", f"{ratio['dark']:.4f}x",
         str(max(run.overlap_moments for run in old + new)),
@@ -373,8 +390,9 @@ def table_row(scenario: Scenario, results: dict[str, list[Run]], floor: Floor) -
     ]
 
 
-def markdown(rows: Sequence[Sequence[str]], columns: Sequence[str] = COLUMNS) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+def markdown(rows: Sequence[Sequence[str]]) -> str:
+    names = columns()
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
 
@@ -451,13 +469,13 @@ def soak(style: str, failovers: int, per_kind: int, latency: float, seed: int,
     names = list(SOAK_FAULTS)
     draws = [names[0] if rng.random() < 1 / 3 else rng.choice(names[1:])
              for _ in range(failovers)]
-    runs: dict[str, list[tuple[str, Run]]] = {tool: [] for tool in TOOLS}
+    runs: dict[str, list[tuple[str, Run]]] = {tool: [] for tool in tools()}
     options = ["--config-option", "timeout=2", "--config-option", "attempt_delay=1"]
     with tempfile.TemporaryDirectory(prefix="bondha-soak-") as workdir:
         standin = StandIn(Scenario(latency, per_kind), Path(workdir), pool_size, style, options)
         try:
             for draw in draws:
-                for tool in TOOLS:
+                for tool in tools():
                     standin.control("DELETE", "faults")
                     for fault in SOAK_FAULTS[draw]:
                         standin.control("POST", "faults", fault)
@@ -465,18 +483,18 @@ def soak(style: str, failovers: int, per_kind: int, latency: float, seed: int,
             standin.control("DELETE", "faults")
         finally:
             standin.stop()
-    total = {tool: sum(run.wall for _, run in runs[tool]) for tool in TOOLS}
-    clean = {tool: [run.wall for draw, run in runs[tool] if draw == "none"] for tool in TOOLS}
+    total = {tool: sum(run.wall for _, run in runs[tool]) for tool in tools()}
+    clean = {tool: [run.wall for draw, run in runs[tool] if draw == "none"] for tool in tools()}
     return {
         "style": style, "draws": draws, "total": total,
         "ratio": total["bondha"] / total["old"],
         "fault_free": {tool: [min(walls), float(statistics.median(walls)), max(walls)]
                        if walls else [] for tool, walls in clean.items()},
-        "converged": {tool: sum(run.converged for _, run in runs[tool]) for tool in TOOLS},
+        "converged": {tool: sum(run.converged for _, run in runs[tool]) for tool in tools()},
         "longest_write_gap": {tool: max((run.longest_write_gap for draw, run in runs[tool]
-                                         if draw == "none"), default=0.0) for tool in TOOLS},
+                                         if draw == "none"), default=0.0) for tool in tools()},
         "runs": {tool: [{"faults": draw, **asdict(run)} for draw, run in runs[tool]]
-                 for tool in TOOLS},
+                 for tool in tools()},
     }
 
 
@@ -485,8 +503,10 @@ def print_soak(result: dict[str, Any]) -> None:
     print(f"soak, style {result['style']}: {len(result['draws'])} failovers per tool; total "
           f"old {result['total']['old']:.1f} s, bondha {result['total']['bondha']:.1f} s: "
           f"{result['ratio']:.3f}x (target <= {SOAK_TARGET}x: "
-          f"{'met' if result['ratio'] <= SOAK_TARGET else 'MISSED'})")
-    for tool in TOOLS:
+          f"{'met' if result['ratio'] <= SOAK_TARGET else 'MISSED'})"
+          + "".join(f"; {name} {result['total'][name]:.1f} s: "
+                    f"{result['total'][name] / result['total']['old']:.3f}x" for name in COMPARE))
+    for tool in tools():
         if clean[tool]:
             low, mid, high = clean[tool]
             print(f"  fault-free {tool}: {low:.3f} / {mid:.3f} / {high:.3f} s (min/median/max), "
@@ -518,7 +538,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="objects per kind (default %(default)s)")
     parser.add_argument("--plot-runs", type=int, default=1)
     parser.add_argument("--json", type=Path, metavar="PATH", help="write every run here")
+    parser.add_argument("--compare", action="append", default=[], metavar="NAME=COMMAND",
+                        help="also run another bondha build, interleaved (e.g. "
+                        "before=/path/to/venv/bin/bondha); repeatable")
     args = parser.parse_args(argv)
+    for text in args.compare:
+        name, sep, bondha = text.partition("=")
+        if not sep or not name or name in TOOLS:
+            parser.error(f"--compare {text}: expected NAME=COMMAND, NAME not old or bondha")
+        COMPARE[name] = bondha.split()
     scenarios = args.scenario or [Scenario.parse(text) for text in DEFAULT_SCENARIOS]
     styles = args.style or list(STYLES)
     pool_size = _pool_size(args.pool_size)
@@ -538,9 +566,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "seconds": floor.seconds},
                     "ratios": ratios(scenario, results, floor), "runs": {
                         tool: [asdict(run) for run in runs] for tool, runs in results.items()}})
+                ratio = ratios(scenario, results, floor)
+                old_wall = _median(results["old"], "wall")
+                compared = "".join(f", {name} {_median(results[name], 'wall') / old_wall:.3f}x"
+                                   for name in COMPARE)
                 print(f"... {style} {scenario.latency * 1000:g} ms {scenario.addresses}: "
-                      f"{rows[-1][4]} of old, {rows[-1][7]} of the floor (start-up "
-                      f"{floor.startup:.3f} s, round trip {floor.rtt * 1000:.1f} ms, "
+                      f"{ratio['wall']:.3f}x of old{compared}, {ratio['floor']:.2f}x of the floor "
+                      f"(start-up {floor.startup:.3f} s, round trip {floor.rtt * 1000:.1f} ms, "
                       f"{floor.rounds} write rounds)", flush=True)
             print()
             print(f"style {style}:")
