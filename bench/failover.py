@@ -36,6 +36,7 @@ import math
 import os
 import platform
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -101,6 +102,7 @@ class Run:
     longest_dark_seconds: float
     overlap_moments: int
     longest_write_gap: float = 0.0  # seconds between two writes landing: a stall shows here
+    cpu: float = 0.0  # the process's user + system seconds: less at the mercy of other load
 
 
 def make_certificate(workdir: Path) -> tuple[Path, Path]:
@@ -190,10 +192,13 @@ def command(tool: str, config: Path, role: str) -> list[str]:
 def run_once(tool: str, standin: StandIn) -> Run:
     role = "backup" if standin.active == "master" else "master"
     standin.control("POST", "reset")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run(command(tool, standin.config, role), capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, check=False, env=standin.env)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     stats = standin.control("GET", "stats")
     standin.active = role
     active_bond = 1 if role == "master" else 2  # pair_fixture's bond ids
@@ -206,7 +211,7 @@ def run_once(tool: str, standin: StandIn) -> Run:
     gap = max((b - a for a, b in zip(landed, landed[1:])), default=0.0)
     return Run(tool, wall, done.returncode, converged, stats["requests"], stats["connections"],
                len(stats["writes"]), report["dark_seconds"], report["longest_dark_seconds"],
-               report["overlap_moments"], gap)
+               report["overlap_moments"], gap, cpu)
 
 
 def measure(scenario: Scenario, runs: int, pool_size: int | None, style: str = "proxy",
