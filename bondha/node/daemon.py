@@ -37,6 +37,7 @@ from ..result import Result
 from ..securepath import UnsafePath, check_parents, fifo_problem
 from .statedir import StateDir, Ticket
 from .transition import apply_transition, open_state_dir, record_event
+from .warm import WarmTransport, warm_transport
 
 __all__ = ["RETRY_AFTER_FAILURE", "Daemon", "ensure_fifo", "fifo_problem", "run_daemon"]
 
@@ -93,6 +94,7 @@ class Daemon:
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._load = load
         self._transport = transport
+        self._warm: WarmTransport | None = None  # connections kept open between runs
         self._stop = threading.Event()
         self._stop_reason = "shutting down"
         self._reload = threading.Event()
@@ -130,6 +132,8 @@ class Daemon:
         log.info("daemon started: reading %s (instances: %s), state in %s, checking every "
                  "%gs while MASTER", self.fifo, instances, self.state.path,
                  self.config.ha.reconcile_interval)
+        if self._transport is None:
+            self._warm = warm_transport(self.config)
         next_check = self._resume()
         reader = threading.Thread(target=self._read_fifo, name="bondha-fifo", daemon=True)
         reader.start()
@@ -143,6 +147,8 @@ class Daemon:
         finally:
             self._stop.set()
             reader.join(timeout=2 * _TICK + 1)
+            if self._warm is not None:
+                self._warm.close()
         log.info("daemon stopped (%s)", self._stop_reason)
         return 0
 
@@ -194,7 +200,8 @@ class Daemon:
     def _apply(self, role: Role, ticket: Ticket, *, periodic: bool) -> bool:
         try:
             result = apply_transition(self.config, role, self.state, ticket,
-                                      transport=self._transport, stopping=self.stopping,
+                                      transport=self._transport or self._warm,
+                                      stopping=self.stopping,
                                       source="daemon", trigger="check" if periodic else "event")
         except BondhaError as exc:
             log.error("%s: %s", "drift check" if periodic else f"event {ticket.seq}", exc)
@@ -238,6 +245,10 @@ class Daemon:
             if getattr(config.ha, option) != getattr(self.config.ha, option):
                 log.warning("reload: [bondha] %s changed; it takes effect at the next start",
                             option)
+        if self._warm is not None and (config.api, config.ha.pool_size, config.ha.max_body) != (
+                self.config.api, self.config.ha.pool_size, self.config.ha.max_body):
+            self._warm.close()  # another server, account, pool or cap: new connections
+            self._warm = warm_transport(config)
         self.config = config
         log.info("configuration reloaded from %s", config.source or "its source")
         return True
