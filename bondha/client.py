@@ -45,7 +45,7 @@ from .responses import (
     shape,
 )
 from .retry import RetryPolicy
-from .transport import AnswerTooLarge, Lanes, default_transport
+from .transport import AnswerTooLarge, default_transport
 
 __all__ = ["DEFAULT_POOL_SIZE", "ApiClient", "Counters", "client_for"]
 
@@ -108,6 +108,7 @@ class ApiClient:
         self._headers = httpx.Headers({"Accept": "application/json", "User-Agent": "bondha",
                                        "Authorization": f"Basic {token.decode('ascii')}"})
         self._transport = transport or default_transport(settings, pool_size, max_body)
+        self._bounds_itself = getattr(self._transport, "bounds_exchanges", False) is True
         self._urls: dict[str, httpx.URL] = {}
 
     async def __aenter__(self) -> ApiClient:
@@ -289,7 +290,7 @@ class ApiClient:
             "timeout": {"connect": timeout, "read": timeout, "write": timeout,
                         "pool": timeout},
             "bondha.deadline": deadline, "bondha.interrupt": self.guard})
-        if isinstance(self._transport, Lanes):  # bounds its waits itself, at less cost
+        if self._bounds_itself:  # the lanes bound their waits themselves, at less cost
             response = await self._transport.handle_async_request(request)
             await response.aread()
         else:

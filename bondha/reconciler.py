@@ -204,8 +204,11 @@ def reconcile(
     :class:`~bondha.errors.Superseded`; the run then stops writing and returns a result
     whose ``superseded`` says why (no ApplyError: a newer run owns the outcome).
     """
-    result = asyncio.run(areconcile(config, role, dry_run=dry_run, transport=transport,
-                                    pool_size=pool_size, guard=guard))
+    # A transport with an event loop of its own (the daemon's warm connections, which
+    # live on that loop) runs the whole reconcile there.
+    run = getattr(transport, "run", None) or asyncio.run
+    result = run(areconcile(config, role, dry_run=dry_run, transport=transport,
+                            pool_size=pool_size, guard=guard))
     if not result.dry_run and not result.converged and not result.superseded:
         raise ApplyError(f"bond {result.plan.active_bond_id} ({role.value}) is not fully "
                          f"active: {len(result.failed)} failed, {len(result.skipped)} held "

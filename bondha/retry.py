@@ -14,12 +14,14 @@ import logging
 import random
 import time
 from collections.abc import Awaitable
-from typing import Callable, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Callable, ClassVar, TypeVar
 
 import attrs
-import tenacity
 
 from .errors import ApiError
+
+if TYPE_CHECKING:
+    import tenacity  # imported when a call first fails: a clean failover never needs it
 
 __all__ = ["RetryPolicy", "call", "sleep"]
 
@@ -139,6 +141,8 @@ async def call(policy: RetryPolicy, what: str, fn: Callable[[], Awaitable[T]],
             error, first_error = first_error, None
             raise error
         return await fn()
+
+    import tenacity
 
     retrying = tenacity.AsyncRetrying(
         sleep=lambda seconds: sleep(seconds, interrupt),

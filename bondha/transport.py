@@ -7,9 +7,24 @@ Why not httpx's own transport: httpcore and anyio cost about 0.8 ms of CPU per r
 the bonders' class of machine, and a 600-address failover makes 1,200 requests, so the
 client's CPU, not the server's latency, set the length of the outage. Here h11 (the parser
 httpcore itself uses) reads and writes the messages and asyncio moves the bytes: about a
-third of the cost. At most ``size`` connections are open, each carrying one request at a
-time; an idle one is reused, the most recently used first. Bodies are read whole: the
-management API answers with small JSON documents.
+third of the cost. At most ``size`` connections are open (or being opened), each carrying
+one request at a time; an idle one is reused, the most recently used first. Bodies are read
+whole: the management API answers with small JSON documents.
+
+What the kernel does to such a client, measured against servers that write and accept
+differently (``bondha.testing`` styles, docs/performance.md):
+
+- A server that writes the head and the body of an answer separately with Nagle on
+  (Python's ``http.server``) holds the body until the head is ACKed, and a kept-alive
+  client socket delays that ACK (40 ms on Linux). After sending a request and after each
+  read that leaves the answer incomplete the socket is put in quick-ACK mode
+  (``TCP_QUICKACK``, Linux; elsewhere nothing is done and the delay stays).
+- A burst of connects overflows a short accept queue (Python's default backlog is 5); the
+  kernel drops the surplus SYNs and the client's retransmission comes after 1 s. A request
+  therefore takes whichever connection is ready first (an idle one or a new one), never
+  waits on one particular connect, and a connect far slower than those that succeeded is
+  abandoned and dialled again: its SYN was dropped, and a new one gets in once the queue
+  has drained.
 
 Used only where httpx would not route through a proxy (:func:`default_transport` decides):
 proxies stay httpx's business.
@@ -19,10 +34,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import time
 import urllib.request
-from typing import Callable
+from collections import deque
+from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
 import h11
@@ -34,8 +51,16 @@ from .config.secrets import load_ca_bundle
 __all__ = ["DEFAULT_MAX_BODY", "AnswerTooLarge", "Lanes", "default_transport", "tls_context"]
 
 _READ_SIZE = 65536
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+# A connect still pending this long after the fastest one to the same server completed
+# (times _HEDGE_FACTOR), or _HEDGE_MIN at least, is taken for a SYN dropped by a full accept
+# queue: dialled again at once instead of waiting for the kernel's 1 s retransmission.
+_HEDGE_FACTOR = 8.0
+_HEDGE_MIN = 0.025
+_RESOLVED_FOR = 60.0  # seconds a name lookup is reused (the daemon's lanes live for days)
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 _SLICE = 0.05  # seconds between calls of a request's interrupt while it waits
+T = TypeVar("T")
 
 
 class AnswerTooLarge(Exception):
@@ -62,6 +87,18 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.protocol = h11.Connection(h11.CLIENT)
+        self.used = False  # has been kept alive: a close may be the server's idle timeout
+        self.sock: socket.socket | None = writer.get_extra_info("socket")
+
+    def closed(self) -> bool:
+        """The server ended it (read while idle) or it is being closed."""
+        return self.reader.at_eof() or self.writer.is_closing()
+
+    def quickack(self) -> None:
+        """ACK what arrives now, not at the delayed-ACK timer (the mode does not stick)."""
+        if _QUICKACK is not None and self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
 
     def reusable(self) -> bool:
         return self.protocol.our_state is h11.DONE and self.protocol.their_state is h11.DONE
@@ -104,10 +141,29 @@ class _Clock:
                 return await asyncio.wait_for(reader.read(_READ_SIZE),
                                               _SLICE if left is None else min(_SLICE, left))
 
+    async def wait(self, future: asyncio.Future[T]) -> T:
+        """``future``'s result within the deadline, calling the interrupt meanwhile; the
+        future itself is left alone when the wait ends early (it is shared)."""
+        while True:
+            if self.interrupt is not None:
+                self.interrupt()
+            left = None if self.deadline is None else self.deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise asyncio.TimeoutError
+            wait = left if self.interrupt is None else (
+                _SLICE if left is None else min(_SLICE, left))
+            done, _ = await asyncio.wait({future}, timeout=wait)
+            if done:
+                return future.result()
+
 
 class Lanes(httpx.AsyncBaseTransport):
     """At most ``size`` keep-alive connections; ``tls`` for ``https://`` URLs; answers of
     at most ``max_body`` bytes."""
+
+    # Honours a request's "bondha.deadline" and "bondha.interrupt" extensions and the
+    # ``max_body`` cap itself: the client need not wrap each exchange in a watcher task.
+    bounds_exchanges = True
 
     def __init__(self, size: int, tls: ssl.SSLContext,
                  max_body: int = DEFAULT_MAX_BODY) -> None:
@@ -116,49 +172,227 @@ class Lanes(httpx.AsyncBaseTransport):
         self._max_body = max_body
         self._idle: list[_Connection] = []
         self._open: set[_Connection] = set()
-        self._gate: asyncio.Semaphore | None = None  # made in the running loop (Python 3.9)
+        self._dialling = 0  # connects under way: they count against ``size`` too
+        self._dials: set[asyncio.Future[None]] = set()
+        self._waiting: deque[asyncio.Future[_Connection]] = deque()
+        self._fastest_connect: float | None = None
+        self.connects = 0  # connections established, for tests and benchmarks
+        self.most_open = 0  # the most connections open or being opened at once
+        self._last: tuple[httpx.URL, float | None] | None = None  # where waiters go
+        # The server's addresses, resolved once: (host, port), [(family, sockaddr), ...]
+        self._addresses: tuple[tuple[str, int], list[tuple[int, Any]]] | None = None
+        self._resolved = 0.0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._gate is None:
-            self._gate = asyncio.Semaphore(self._size)
         timeouts = request.extensions.get("timeout", {})
         clock = _Clock(request)
-        async with self._gate:
-            connection = self._idle.pop() if self._idle else None
+        while True:
+            connection = await self._acquire(request.url, timeouts.get("connect"), clock)
             try:
-                if connection is not None:
-                    try:
-                        return await self._exchange(connection, request, timeouts, clock)
-                    except _Stale:
-                        self._discard(connection)
-                connection = await self._connect(request.url, timeouts.get("connect"), clock)
-                try:
-                    return await self._exchange(connection, request, timeouts, clock)
-                except _Stale:
+                return await self._exchange(connection, request, timeouts, clock)
+            except _Stale:
+                self._discard(connection)
+                if not connection.used:
                     raise httpx.RemoteProtocolError(
                         "server closed the connection without answering") from None
+                # Kept alive, then closed by the server before it read this request:
+                # nothing was answered, so once more on another connection.
             except BaseException:
-                if connection is not None:
-                    self._discard(connection)
+                self._discard(connection)
                 raise
 
-    async def _connect(self, url: httpx.URL, timeout: float | None,
+    # -- which connection carries a request --------------------------------------------
+
+    async def _acquire(self, url: httpx.URL, timeout: float | None,
                        clock: _Clock) -> _Connection:
+        """An idle connection, or whichever becomes ready first: one handed back by another
+        request or one dialled because of this request (never a wait on one connect). The
+        wait ends at the request's deadline (httpx's ConnectTimeout) and calls its interrupt
+        meanwhile; a connect it started goes on and the connection joins the idle ones."""
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed():
+                return connection
+            self._discard(connection)  # the server's idle timeout: no use sending on it
+        self._last = (url, timeout)
+        waiter: asyncio.Future[_Connection] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        self._dial_for_waiters(url, timeout)
+        try:
+            return await clock.wait(waiter)
+        except BaseException as exc:
+            with contextlib.suppress(ValueError):
+                self._waiting.remove(waiter)
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._release(waiter.result())  # handed over as we were cancelled
+            if isinstance(exc, asyncio.TimeoutError):
+                raise httpx.ConnectTimeout("connection timed out") from None
+            raise
+
+    def _release(self, connection: _Connection) -> None:
+        """Hand ``connection`` to the longest-waiting request, or keep it idle."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(connection)
+                return
+        self._idle.append(connection)
+
+    def _dial_for_waiters(self, url: httpx.URL, timeout: float | None) -> None:
+        """Start connects for waiting requests while the pool has room."""
+        while len(self._waiting) > self._dialling and (
+                len(self._open) + self._dialling < self._size):
+            self._dialling += 1
+            self.most_open = max(self.most_open, len(self._open) + self._dialling)
+            dial = asyncio.ensure_future(self._dial(url, timeout))
+            self._dials.add(dial)
+            dial.add_done_callback(self._dials.discard)
+
+    async def _dial(self, url: httpx.URL, timeout: float | None) -> None:
+        try:
+            connection = await self._connect(url, timeout)
+        except (httpx.HTTPError, OSError) as exc:
+            self._dialling -= 1
+            # The longest-waiting request gets the error; the others dial again.
+            while self._waiting:
+                waiter = self._waiting.popleft()
+                if not waiter.done():
+                    waiter.set_exception(exc)
+                    break
+            self._dial_for_waiters(url, timeout)
+            return
+        except BaseException:  # cancelled by aclose()
+            self._dialling -= 1
+            raise
+        self._dialling -= 1
+        self._release(connection)
+
+    @property
+    def open(self) -> int:
+        """Connections open or being opened."""
+        return len(self._open) + self._dialling
+
+    @property
+    def dialling(self) -> int:
+        return self._dialling
+
+    async def warm(self, url: httpx.URL, count: int, timeout: float | None = None) -> int:
+        """Open idle connections to ``url`` until ``count`` are open (``size`` at most),
+        first dropping idle ones the server has closed, so that the next requests go out
+        without a handshake. Returns how many were opened; connect errors are not raised
+        (the requests that follow will meet them)."""
+        for connection in [c for c in self._idle if c.closed()]:
+            self._discard(connection)
+        wanted = min(count, self._size) - len(self._open) - self._dialling
+        if wanted <= 0:
+            return 0
+        self._dialling += wanted
+        self.most_open = max(self.most_open, len(self._open) + self._dialling)
+        dials = [asyncio.ensure_future(self._connect(url, timeout)) for _ in range(wanted)]
+        opened = 0
+        try:
+            for outcome in await asyncio.gather(*dials, return_exceptions=True):
+                self._dialling -= 1
+                if isinstance(outcome, _Connection):
+                    outcome.used = True  # no request yet, but kept waiting like one
+                    self._release(outcome)
+                    opened += 1
+        except BaseException:  # cancelled: close what was opened
+            for dial in dials:
+                dial.cancel()
+            self._dialling -= wanted - opened
+            raise
+        return opened
+
+    async def _connect(self, url: httpx.URL, timeout: float | None) -> _Connection:
         secure = url.scheme == "https"
         port = url.port or (443 if secure else 80)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
         try:
-            if clock.interrupt is not None:
-                clock.interrupt()
+            sock = await self._tcp_connect(str(url.host), port, deadline)
+            # The TLS handshake is never hedged: it is the server's CPU, not a lost packet.
             reader, writer = await asyncio.wait_for(asyncio.open_connection(
-                url.host, port, ssl=self._tls if secure else None,
-                server_hostname=url.host if secure else None), clock.limit(timeout))
+                sock=sock, ssl=self._tls if secure else None,
+                server_hostname=url.host if secure else None),
+                None if deadline is None else max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:
             raise httpx.ConnectTimeout("connection timed out") from None
-        except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is an OSError)
+        except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is one)
             raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
         connection = _Connection(reader, writer)
         self._open.add(connection)
+        self.connects += 1
         return connection
+
+    async def _tcp_connect(self, host: str, port: int, deadline: float | None) -> socket.socket:
+        """A connected socket; a connect far slower than the fastest one so far is dialled
+        again (its SYN was dropped by a full accept queue; a new one gets in)."""
+        loop = asyncio.get_running_loop()
+        if (self._addresses is None or self._addresses[0] != (host, port)
+                or loop.time() - self._resolved > _RESOLVED_FOR):
+            infos = await asyncio.wait_for(  # bounded: a resolver may hang
+                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM),
+                None if deadline is None else max(0.0, deadline - loop.time()))
+            self._addresses = ((host, port), [(info[0], info[4]) for info in infos])
+            self._resolved = loop.time()
+        stalls = 0
+        while True:
+            error: OSError | None = None
+            for family, address in self._addresses[1]:
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                sock.setblocking(False)
+                started = loop.time()
+                attempt = asyncio.ensure_future(loop.sock_connect(sock, address))
+                try:
+                    stalled = await self._stalled(attempt, started, deadline, stalls)
+                except BaseException:
+                    attempt.cancel()
+                    sock.close()
+                    raise
+                if stalled:
+                    attempt.cancel()
+                    sock.close()
+                    break
+                try:
+                    attempt.result()
+                except OSError as exc:
+                    sock.close()
+                    error = exc
+                    continue
+                took = loop.time() - started
+                if self._fastest_connect is None or took < self._fastest_connect:
+                    self._fastest_connect = took
+                return sock
+            else:
+                self._addresses = None  # perhaps moved: look the name up again next time
+                raise error or OSError(f"cannot connect to {host}:{port}")
+            if deadline is not None and loop.time() >= deadline:
+                raise asyncio.TimeoutError
+            stalls += 1
+
+    async def _stalled(self, attempt: asyncio.Future[Any], started: float,
+                       deadline: float | None, stalls: int) -> bool:
+        """Wait for ``attempt``; True when it is far slower than the connects that succeeded
+        (each stall of the same connect doubles the patience: the queue has not drained)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            if deadline is not None and now >= deadline:
+                return True
+            if self._fastest_connect is None:
+                wait = _HEDGE_MIN  # nothing to compare with yet: look again soon
+                patience = None
+            else:
+                patience = max(_HEDGE_MIN, _HEDGE_FACTOR * self._fastest_connect) * 2 ** stalls
+                if now - started >= patience:
+                    return True
+                wait = started + patience - now
+            if deadline is not None:
+                wait = min(wait, deadline - now)
+            done, _ = await asyncio.wait({attempt}, timeout=wait)
+            if done:
+                return False
 
     async def _exchange(self, connection: _Connection, request: httpx.Request,
                         timeouts: dict[str, float | None], clock: _Clock) -> httpx.Response:
@@ -173,9 +407,10 @@ class Lanes(httpx.AsyncBaseTransport):
             raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
         except h11.RemoteProtocolError as exc:
             raise httpx.RemoteProtocolError(str(exc)) from exc
+        connection.used = True
         if connection.reusable():
             connection.protocol.start_next_cycle()
-            self._idle.append(connection)
+            self._release(connection)
         else:
             self._discard(connection)
         return httpx.Response(head.status_code, headers=list(head.headers), content=body,
@@ -193,6 +428,7 @@ class Lanes(httpx.AsyncBaseTransport):
         data += protocol.send(h11.EndOfMessage())
         try:
             connection.writer.write(data)
+            connection.quickack()  # the answer's head will be ACKed as it arrives
             await asyncio.wait_for(connection.writer.drain(), timeout)
         except (ConnectionResetError, BrokenPipeError) as exc:
             raise _Stale from exc
@@ -218,6 +454,7 @@ class Lanes(httpx.AsyncBaseTransport):
                     raise _Stale
                 answered = True
                 protocol.receive_data(raw)
+                connection.quickack()  # a body still to come is not held by our ACK
             elif isinstance(event, h11.Response):
                 head = event
                 declared = _content_length(head)
@@ -236,9 +473,15 @@ class Lanes(httpx.AsyncBaseTransport):
     def _discard(self, connection: _Connection) -> None:
         with contextlib.suppress(ValueError):
             self._idle.remove(connection)
+        self._open.discard(connection)
         connection.writer.close()
+        if self._waiting and self._last is not None:
+            self._dial_for_waiters(*self._last)  # its place in the pool is free again
 
     async def aclose(self) -> None:
+        for dial in list(self._dials):
+            dial.cancel()
+        await asyncio.gather(*self._dials, return_exceptions=True)
         connections, self._open, self._idle = self._open, set(), []
         for connection in connections:
             connection.writer.close()

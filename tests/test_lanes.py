@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.server
+import socket
+import ssl
 import threading
+import time
 from collections.abc import Iterator
+from typing import Callable
 
 import httpx
 import pytest
@@ -84,3 +89,48 @@ def test_a_proxy_in_the_environment_is_left_to_httpx(monkeypatch: pytest.MonkeyP
                       httpx.AsyncHTTPTransport)
     monkeypatch.setenv("NO_PROXY", "mgmt.example.net")
     assert isinstance(default_transport(_settings("https://mgmt.example.net"), 4), Lanes)
+
+
+class _Stop(Exception):
+    """What a run's guard raises when a newer event takes over."""
+
+
+def test_a_request_waiting_for_a_lane_ends_at_its_deadline_and_heeds_its_guard() -> None:
+    """The only lane is held by a request the server never answers: the next request waits
+    for a connection (the pool is full), and that wait is bounded like every other one."""
+    listener = socket.create_server(("127.0.0.1", 0))  # accepts nothing, answers nothing
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/x/"
+
+    def request(deadline: float, guard: Callable[[], None] | None = None) -> httpx.Request:
+        return httpx.Request("GET", url, extensions={
+            "timeout": {"connect": 5.0, "read": 60.0, "write": 5.0, "pool": 5.0},
+            "bondha.deadline": deadline, "bondha.interrupt": guard})
+
+    calls: list[int] = []
+
+    def guard() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise _Stop
+
+    async def scenario() -> None:
+        lanes = Lanes(1, ssl.create_default_context())
+        holder = asyncio.ensure_future(
+            lanes.handle_async_request(request(time.monotonic() + 60)))
+        while lanes.connects == 0:
+            await asyncio.sleep(0.01)
+        with pytest.raises(httpx.ConnectTimeout):
+            await lanes.handle_async_request(request(time.monotonic() + 0.2))
+        with pytest.raises(_Stop):
+            await lanes.handle_async_request(request(time.monotonic() + 60, guard))
+        assert lanes.most_open == 1
+        holder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await holder
+        await lanes.aclose()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 30))  # a hang guard, not a timing assertion
+    finally:
+        listener.close()
+    assert len(calls) == 3

@@ -2,7 +2,8 @@
 
 :mod:`.statedir` (the node's lock and its newest event, in keepalived's order of emission:
 :mod:`.forkorder`), :mod:`.transition` (one keepalived event into one reconcile),
-:mod:`.daemon` (following notify_fifo), and the records:
+:mod:`.daemon` (following notify_fifo) with :mod:`.warm` (its connections kept open between
+events), and the records:
 :mod:`.journal`, :mod:`.metrics`, :mod:`.publish` (both after each record) and
 :mod:`.history` (``status --local``). :mod:`bondha.securepath` checks that no other user can
 swap the state directory or the FIFO.

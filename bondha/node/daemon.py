@@ -45,6 +45,7 @@ from .transition import (
     open_state_dir,
     record_event,
 )
+from .warm import WarmTransport, warm_transport
 
 __all__ = ["EARLY_CHECKS", "RETRY_AFTER_FAILURE", "Daemon", "ensure_fifo", "fifo_problem",
            "run_daemon"]
@@ -105,6 +106,7 @@ class Daemon:
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._load = load
         self._transport = transport
+        self._warm: WarmTransport | None = None  # connections kept open between runs
         self._stop = threading.Event()
         self._stop_reason = "shutting down"
         self._reload = threading.Event()
@@ -143,6 +145,8 @@ class Daemon:
         log.info("daemon started: reading %s (instances: %s), state in %s, checking every "
                  "%gs while MASTER", self.fifo, instances, self.state.path,
                  self.config.ha.reconcile_interval)
+        if self._transport is None:
+            self._warm = warm_transport(self.config)
         next_check = self._resume()
         reader = threading.Thread(target=self._read_fifo, name="bondha-fifo", daemon=True)
         reader.start()
@@ -156,6 +160,8 @@ class Daemon:
         finally:
             self._stop.set()
             reader.join(timeout=2 * _TICK + 1)
+            if self._warm is not None:
+                self._warm.close()
         log.info("daemon stopped (%s)", self._stop_reason)
         return 0
 
@@ -219,8 +225,8 @@ class Daemon:
                trigger: str | None = None, grace: float = 0.0) -> bool:
         try:
             result = apply_transition(self.config, role, self.state, ticket,
-                                      transport=self._transport, stopping=self.stopping,
-                                      source="daemon",
+                                      transport=self._transport or self._warm,
+                                      stopping=self.stopping, source="daemon",
                                       trigger=trigger or ("check" if periodic else "event"),
                                       grace=grace)
         except BondhaError as exc:
@@ -265,6 +271,10 @@ class Daemon:
             if getattr(config.ha, option) != getattr(self.config.ha, option):
                 log.warning("reload: [bondha] %s changed; it takes effect at the next start",
                             option)
+        if self._warm is not None and (config.api, config.ha.pool_size, config.ha.max_body) != (
+                self.config.api, self.config.ha.pool_size, self.config.ha.max_body):
+            self._warm.close()  # another server, account, pool or cap: new connections
+            self._warm = warm_transport(config)
         self.config = config
         log.info("configuration reloaded from %s", config.source or "its source")
         return True

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .fixtures import Fixture, example_fixture, pair_fixture
 from .server import StandInServer
+from .styles import STYLES
 
 
 def _fixture(spec: str) -> Fixture:
@@ -57,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="refuse (400) writes that leave an enabled route without an enabled connected IP"
         " holding its gateway (default: accept and count them)",
+    )
+    parser.add_argument(
+        "--style",
+        choices=tuple(STYLES),
+        default="proxy",
+        help="how the HTTP layer writes and accepts: proxy (one write, TCP_NODELAY, backlog "
+        "511), stdlib (http.server as it comes: two writes, Nagle, backlog 5), close "
+        "(Connection: close on every answer), tls (https, needs --tls-cert; default "
+        "%(default)s)",
     )
     parser.add_argument("--tls-cert", help="PEM certificate: serve https (with --tls-key)")
     parser.add_argument("--tls-key", help="PEM private key of --tls-cert")
@@ -99,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     tls = None
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
+    if args.style == "tls" and not args.tls_cert:
+        parser.error("--style tls needs --tls-cert and --tls-key")
     if args.tls_cert:
         tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls.load_cert_chain(args.tls_cert, args.tls_key)
@@ -111,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ssl_context=tls,
         seed=args.seed,
         strict_dependencies=args.strict_dependencies,
+        style=args.style,
     )
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

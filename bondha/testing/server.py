@@ -27,19 +27,25 @@ from .faults import Fault, FaultInjector
 from .fixtures import Fixture, RoutingRecord, example_fixture
 from .messages import Request, Response, detail
 from .store import ObjectStore, Stats
+from .styles import ServerStyle, server_style
 from .timeline import AddressReport
 
 
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 128  # many clients connecting at once must not wait for SYN retries
     allow_reuse_address = True
 
     def __init__(
-        self, standin: StandInServer, address: tuple[str, int], tls: ssl.SSLContext | None
+        self,
+        standin: StandInServer,
+        address: tuple[str, int],
+        tls: ssl.SSLContext | None,
+        style: ServerStyle,
     ) -> None:
         self.standin = standin
         self.tls = tls
+        self.style = style
+        self.request_queue_size = style.backlog  # listen()'s backlog: the accept queue
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         if ":" in address[0]:
@@ -70,13 +76,14 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # each answer is one write: never wait for a delayed ACK
     timeout = 75  # seconds an idle keep-alive connection is kept, as nginx does
     server_version = "bondha-standin"
     server: _HTTPServer
 
     def setup(self) -> None:
         self._counted = False
+        # Per style: with Nagle on, a second small write waits for the ACK of the first.
+        self.disable_nagle_algorithm = self.server.style.nodelay  # type: ignore[misc]
         if self.server.tls is not None:
             # The handshake happens here, in the connection's thread, not in the accept loop.
             self.request.settimeout(self.timeout)
@@ -141,10 +148,18 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in response.headers
         ):
             self.close_connection = True
-        elif self.close_connection:
+        elif self.close_connection or self.server.style.close_always:
+            self.close_connection = True
             lines.append("Connection: close")
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-        self.wfile.write(head if self.command == "HEAD" else head + response.body)
+        body = b"" if self.command == "HEAD" else response.body
+        if self.server.style.split_writes:
+            # http.server's order: end_headers() flushes the head, then the body is written.
+            self.wfile.write(head)
+            if body:
+                self.wfile.write(body)
+        else:
+            self.wfile.write(head + body)
 
 
 def _basic_user(header: str | None) -> str | None:
@@ -163,7 +178,9 @@ class StandInServer:
 
     ``latency`` seconds are slept before answering each API request (changeable while
     running); ``page_size`` None serves bare JSON arrays, an int the paginated envelope;
-    ``ssl_context`` serves https; ``seed`` makes faults with a ``rate`` reproducible.
+    ``ssl_context`` serves https; ``seed`` makes faults with a ``rate`` reproducible;
+    ``style`` names how the HTTP layer writes and accepts (:mod:`bondha.testing.styles`:
+    ``proxy``, ``stdlib``, ``close``, ``tls``; ``tls`` needs ``ssl_context``).
     Writes that leave an enabled route without an enabled connected IP holding its gateway
     are counted (:attr:`Stats.violations <bondha.testing.Stats.violations>`); with
     ``strict_dependencies`` they are refused with a DRF field error (400), as a validating
@@ -183,9 +200,13 @@ class StandInServer:
         ssl_context: ssl.SSLContext | None = None,
         seed: int | None = None,
         strict_dependencies: bool = False,
+        style: str = "proxy",
     ) -> None:
         if page_size is not None and page_size < 1:
             raise ValueError(f"page_size must be at least 1, not {page_size}")
+        self.style = server_style(style)
+        if self.style.tls and ssl_context is None:
+            raise ValueError("style 'tls' needs an ssl_context (the server's certificate)")
         self.fixture = fixture if fixture is not None else example_fixture()
         self.latency = latency
         self.api_versions = tuple(api_versions)
@@ -205,7 +226,7 @@ class StandInServer:
         """Bind and serve in a daemon thread; statistics and the timeline start now."""
         if self._httpd is not None:
             raise RuntimeError("a StandInServer starts once")
-        self._httpd = _HTTPServer(self, self._address, self._tls)
+        self._httpd = _HTTPServer(self, self._address, self._tls, self.style)
         self._store.reset()
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
@@ -290,6 +311,11 @@ class StandInServer:
     ) -> None:
         """Toggle an object as an operator would in the web UI: on the timeline, not a write."""
         self._store.update(ObjectRef(bond_id, Kind(kind), object_id), {"enabled": enabled})
+
+    def close_connections(self) -> None:
+        """End every open connection, as a server's keep-alive timeout does; serving goes on."""
+        if self._httpd is not None:
+            self._httpd.close_connections()
 
     def inject(self, fault: Fault) -> None:
         self._faults.add(fault)
