@@ -50,6 +50,7 @@ examples:
   bondha notify INSTANCE VI_1 MASTER 10      what keepalived's notify runs
   bondha daemon --fifo /run/bondha/notify.fifo   follow keepalived's notify_fifo, repair drift
   bondha demo                                a failover against a built-in stand-in server
+  bondha announce --interface eth1 203.0.113.1   gratuitous ARP for an address here, now
 """
 
 
@@ -304,6 +305,13 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     return run_daemon(config_path(args.config), args.fifo)
 
 
+def cmd_announce(args: argparse.Namespace) -> int:
+    from .node.announce import announce_by_hand
+
+    emit(announce_by_hand(args.interface, args.address, args.config))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -456,6 +464,15 @@ def build_parser() -> argparse.ArgumentParser:
     daemon.add_argument("--fifo", metavar="PATH", type=Path,
                         help="the FIFO keepalived writes to (global_defs notify_fifo); "
                              "default [bondha] notify_fifo; created (mode 0600) if absent")
+    announce = command(
+        "announce", cmd_announce,
+        "tell the LAN that ADDRESS lives here: gratuitous ARP (IPv4) or unsolicited neighbour "
+        "advertisement (IPv6) on IF, by [bondha] announce_* of the config if it exists, in "
+        "the foreground; refused for an address that is not on IF (needs root)",
+        "bondha announce --interface eth1 203.0.113.1")
+    announce.add_argument("--interface", required=True, metavar="IF",
+                          help="the interface the addresses are on")
+    announce.add_argument("address", nargs="+", metavar="ADDRESS")
     command("demo", cmd_demo, "fail over and back against a built-in stand-in server",
             "bondha demo")
     return parser

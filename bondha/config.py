@@ -93,6 +93,11 @@ class HaSettings:
     allow_readable_secrets: bool = False
     # Prometheus textfile-collector metrics, rewritten after every reconcile (bondha.metrics).
     metrics_file: Path | None = None
+    # Announcing a moved connected IP (bondha.node.announce, docs/operators.md): rounds per
+    # burst (0: off), seconds between them, seconds until the burst is sent once more (0: never).
+    announce_count: int = 5
+    announce_interval: float = 0.2
+    announce_repeat_delay: float = 5.0
 
 @attrs.frozen
 class Config:
@@ -845,7 +850,42 @@ def _read_ha(report: _Report, values: _Values) -> HaSettings:
             _HA_DEFAULTS.allow_readable_secrets, section=_HA,
         ),
         metrics_file=_metrics_file(report, values),
+        announce_count=_optional(
+            report, values, "announce_count", _announce_count, _HA_DEFAULTS.announce_count,
+            section=_HA,
+        ),
+        announce_interval=_optional(
+            report, values, "announce_interval", _announce_interval,
+            _HA_DEFAULTS.announce_interval, section=_HA,
+        ),
+        announce_repeat_delay=_optional(
+            report, values, "announce_repeat_delay", _announce_repeat_delay,
+            _HA_DEFAULTS.announce_repeat_delay, section=_HA,
+        ),
     )
+
+
+def _announce_count(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,3}", text.strip()):
+        raise _Invalid("not a whole number from 0 (off) to 100")
+    count = int(text)
+    if count > 100:
+        raise _Invalid("must be 100 or less; a burst floods the customer's LAN")
+    return count
+
+
+def _announce_interval(text: str) -> float:
+    seconds = _seconds(text, zero_ok=True)
+    if seconds > 10:
+        raise _Invalid("must be 10 seconds or less; the burst would outlast a neighbour cache")
+    return seconds
+
+
+def _announce_repeat_delay(text: str) -> float:
+    seconds = _seconds(text, zero_ok=True)
+    if seconds > 600:
+        raise _Invalid("must be 600 seconds or less (0: no repeat)")
+    return seconds
 
 
 DISABLE_FAILURE_POLICIES = ("hold", "enable")

@@ -18,6 +18,7 @@ never contains a password or an Authorization header::
     │   │   └── CertificateError   the server's TLS certificate is not trusted: not retried
     │   └── BadResponse        a body that is not the JSON that was expected
     ├── StateError             the state directory cannot be used (lock, event file)
+    ├── AnnounceError          a moved address cannot be announced (interface, socket)  exit 1
     ├── Superseded             a newer keepalived event (or shutdown) took over   exit 0
     └── ApplyError             writes started but the pair did not converge   exit 1
                                (carries the Result: what was and was not done)
@@ -60,6 +61,12 @@ class UsageError(BondhaError):
 
 class StateError(BondhaError):
     """The state directory (lock, event records) cannot be used."""
+
+    exit_code = 1
+
+
+class AnnounceError(BondhaError):
+    """An address cannot be announced: no such interface, not on it, or the send failed."""
 
     exit_code = 1
 

@@ -13,7 +13,8 @@ import bondha
 PUBLIC_MODULES = ["bondha", "bondha.testing", "bondha.plan", "bondha.model", "bondha.config",
                   "bondha.reconciler", "bondha.retry", "bondha.client", "bondha.status",
                   "bondha.keepalived", "bondha.statedir", "bondha.transition", "bondha.daemon",
-                  "bondha.access", "bondha.credentials"]
+                  "bondha.access", "bondha.credentials",
+                  "bondha.node.announce", "bondha.testing.bonding"]
 
 
 def isort_style(name: str) -> tuple[int, str]:
