@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ NETWORK=$NETWORK INTERFACE=$INTERFACE AGG_ROUTING=$AGG_ROUTING" >> {log}
 
 
 @pytest.fixture
-def server() -> StandInServer:
+def server() -> Iterator[StandInServer]:
     with StandInServer(example_fixture(), page_size=1) as running:  # every page is followed
         yield running
 
