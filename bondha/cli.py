@@ -258,7 +258,7 @@ def cmd_keepalived_config(args: argparse.Namespace) -> int:
         priority=args.priority, router_id=args.router_id, instance=args.instance,
         advert_int=args.advert_int, track_script=args.track_script or None, hook=args.hook,
         config_path=None if path == DEFAULT_CONFIG_PATH else str(path.absolute()),
-        fifo=fifo, script_user=args.script_user)
+        fifo=fifo, script_user=args.script_user, vrrp_version=args.vrrp_version)
     emit(render_keepalived_conf(settings).rstrip("\n"))
     return 0
 
@@ -486,15 +486,19 @@ def _keepalived_config_parser(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--interface", required=True, help="the interface of the private IP")
     sub.add_argument("--src", required=True, metavar="IP", help="this bonder's private IP")
     sub.add_argument("--peer", required=True, metavar="IP", help="the other bonder's private IP")
-    sub.add_argument("--auth-pass", required=True, metavar="PASS",
-                     help="VRRP password, the same on both bonders (at most 8 characters)")
+    sub.add_argument("--auth-pass", default="", metavar="PASS",
+                     help="VRRP password, the same on both bonders (at most 8 characters); "
+                          "required with VRRPv2, refused with v3 (which has none)")
     sub.add_argument("--priority", type=int,
                      help="10 on the master (the default); 1 to 9 on the backup (default 9)")
     sub.add_argument("--router-id", type=int, default=2,
                      help="virtual_router_id, the same on both (default %(default)s)")
     sub.add_argument("--instance", default="VI_1", help="vrrp_instance name (default %(default)s)")
     sub.add_argument("--advert-int", type=float, default=1.0,
-                     help="seconds between adverts (default %(default)g)")
+                     help="seconds between adverts (default %(default)g); below 1 s, e.g. "
+                          "0.2, takes VRRPv3 and a dead master is noticed in under 1 s")
+    sub.add_argument("--vrrp-version", type=int, choices=[2, 3],
+                     help="default: 3 for a sub-second --advert-int, else 2")
     sub.add_argument("--track-script", default=DEFAULT_TRACK_SCRIPT, metavar="COMMAND",
                      help="health check; '' for none (default %(default)r)")
     sub.add_argument("--hook", default=DEFAULT_HOOK, metavar="PATH",

@@ -73,6 +73,8 @@ class KeepalivedSettings:
     config_path: str | None = None  # None: the hook's default path, no --config argument
     fifo: str | None = None  # set: keepalived writes events here for `bondha daemon`
     script_user: str = DEFAULT_SCRIPT_USER
+    # 3 for a sub-second advert_int (VRRPv2 counts whole seconds); v3 has no authentication.
+    vrrp_version: int = 2
 
     @classmethod
     def create(
@@ -92,20 +94,25 @@ class KeepalivedSettings:
         config_path: str | None = None,
         fifo: str | None = None,
         script_user: str = DEFAULT_SCRIPT_USER,
+        vrrp_version: int | None = None,
     ) -> KeepalivedSettings:
-        """Validated settings; a :class:`~bondha.errors.UsageError` names the bad option."""
+        """Validated settings; a :class:`~bondha.errors.UsageError` names the bad option.
+
+        ``vrrp_version`` None: 3 when ``advert_int`` is not a whole number of seconds, else 2.
+        """
         if priority is None:
             priority = MASTER_PRIORITY if role is Role.MASTER else MASTER_PRIORITY - 1
         _check_priority_option(role, priority)
         src, peer = _check_addresses(src, peer)
         if not 1 <= router_id <= 255:
             raise UsageError(f"--router-id {router_id}: must be 1 to 255")
-        if not 0 < advert_int <= 255:
-            raise UsageError(f"--advert-int {advert_int:g}: must be more than 0 and at most 255")
-        if not auth_pass or len(auth_pass) > _AUTH_PASS_MAX:
+        vrrp_version = _check_vrrp_version(advert_int, vrrp_version, auth_pass)
+        if vrrp_version == 3:
+            auth_pass = ""
+        elif not auth_pass or len(auth_pass) > _AUTH_PASS_MAX:
             raise UsageError(f"--auth-pass: must be 1 to {_AUTH_PASS_MAX} characters (VRRP "
                              "simple authentication ignores the rest)")
-        if not _SAFE_WORD.fullmatch(auth_pass):  # not shown: it is a password
+        if auth_pass and not _SAFE_WORD.fullmatch(auth_pass):  # not shown: it is a password
             raise UsageError("--auth-pass: use letters, digits and _.:/@%+=,- only")
         for option, value in (("--interface", interface), ("--instance", instance),
                               ("--script-user", script_user)):
@@ -119,12 +126,36 @@ class KeepalivedSettings:
             raise UsageError(f"--track-script {track_script!r}: an absolute path and its "
                              "arguments, without quotes")
         return cls(role, interface, src, peer, auth_pass, priority, router_id, instance,
-                   advert_int, track_script, hook, config_path, fifo, script_user)
+                   advert_int, track_script, hook, config_path, fifo, script_user,
+                   vrrp_version)
 
     @property
     def notify_command(self) -> str:
         """The hook and, when the config is not at its default path, ``--config PATH``."""
         return self.hook + (f" --config {self.config_path}" if self.config_path else "")
+
+
+_V3_MAX_ADVERT = 40.95  # VRRPv3 carries the interval in 12 bits of centiseconds
+
+
+def _check_vrrp_version(advert_int: float, version: int | None, auth_pass: str) -> int:
+    whole = advert_int == int(advert_int)
+    if version is None:
+        version = 2 if whole else 3
+    if version == 2:
+        if not whole or not 1 <= advert_int <= 255:
+            raise UsageError(f"--advert-int {advert_int:g}: VRRPv2 takes whole seconds from 1 "
+                             "to 255; for sub-second detection use --vrrp-version 3")
+        return 2
+    if version != 3:
+        raise UsageError(f"--vrrp-version {version}: must be 2 or 3")
+    if not 0.01 <= advert_int <= _V3_MAX_ADVERT or round(advert_int * 100, 6) % 1:
+        raise UsageError(f"--advert-int {advert_int:g}: VRRPv3 takes 0.01 to "
+                         f"{_V3_MAX_ADVERT:g} seconds in steps of 0.01")
+    if auth_pass:
+        raise UsageError("--auth-pass: VRRPv3 has no authentication (RFC 5798 removed it); "
+                         "drop --auth-pass, and keep VRRP on the private link only")
+    return 3
 
 
 def _check_priority_option(role: Role, priority: int) -> None:
@@ -165,6 +196,12 @@ def render_keepalived_conf(settings: KeepalivedSettings) -> str:
         "    enable_script_security",
         f"    script_user {s.script_user}",
     ]
+    if s.vrrp_version == 3:
+        lines += [
+            f"    # VRRPv3 (RFC 5798): adverts every {s.advert_int:g} s, a dead master noticed",
+            "    # after about 3 of them; both bonders must speak the same version.",
+            "    vrrp_version 3",
+        ]
     if s.fifo:
         lines += [
             "    # keepalived writes each transition here; `bondha daemon` reads it, retries",
@@ -196,11 +233,14 @@ def render_keepalived_conf(settings: KeepalivedSettings) -> str:
         "    unicast_peer {",
         f"        {s.peer}",
         "    }",
-        "    authentication {",
-        "        auth_type PASS",
-        f"        auth_pass {s.auth_pass}",
-        "    }",
     ]
+    if s.vrrp_version == 2:
+        lines += [
+            "    authentication {",
+            "        auth_type PASS",
+            f"        auth_pass {s.auth_pass}",
+            "    }",
+        ]
     if s.track_script:
         lines += ["    track_script {", "        chk_node", "    }"]
     if not s.fifo:
@@ -336,8 +376,10 @@ def check_keepalived_text(
     if len(notified) + (1 if fifo_paths else 0) > 1 or (len(instances) > 1 and fifo_paths):
         warn(None, "more than one vrrp_instance reports to bondha; each MASTER transition "
              "moves the floating objects")
+    version = _first(globals_.find("vrrp_version")) or "2"
     for instance in instances:
-        _check_instance(instance, found, notified=bool(fifo_paths), config_path=config_path)
+        _check_instance(instance, found, notified=bool(fifo_paths), config_path=config_path,
+                        version=_first(instance.find("version")) or version)
     return sorted(found.items, key=lambda f: f.line or 0)
 
 
@@ -353,7 +395,7 @@ class _Findings:
 
 
 def _check_instance(instance: Node, found: _Findings, *, notified: bool,
-                    config_path: str | None) -> None:
+                    config_path: str | None, version: str = "2") -> None:
     name = _first(instance) or "?"
     for keyword in ("interface", "virtual_router_id"):
         if _first(instance.find(keyword)) is None:
@@ -362,9 +404,16 @@ def _check_instance(instance: Node, found: _Findings, *, notified: bool,
     if nopreempt is not None:
         found.warn(nopreempt.line, f"vrrp_instance {name}: nopreempt keeps the backup active "
                    "after the master recovers; the how-to expects the master to take over again")
+    advert = instance.find("advert_int")
+    text = _first(advert)
+    if advert is not None and version != "3" and text and not text.isdigit():
+        found.error(advert.line, f"vrrp_instance {name}: advert_int {text} needs vrrp_version 3; "
+                    "VRRPv2 counts whole seconds")
     auth = instance.find("authentication")
     auth_pass = _first(auth.find("auth_pass")) if auth else None
-    if auth is None or auth_pass is None:
+    if version == "3":
+        pass  # VRRPv3 has no authentication; keepalived ignores the block
+    elif auth is None or auth_pass is None:
         found.warn(auth.line if auth else instance.line, f"vrrp_instance {name}: no "
                    "authentication; any host on the link can claim to be master")
     elif len(auth_pass) > _AUTH_PASS_MAX:
