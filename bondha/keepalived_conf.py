@@ -158,6 +158,11 @@ def _check_vrrp_version(advert_int: float, version: int | None, auth_pass: str) 
     return 3
 
 
+def v3_filler_address(router_id: int) -> str:
+    """The virtual address VRRPv3 adverts carry: the same on both bonders, one per router id."""
+    return f"169.254.66.{router_id}"
+
+
 def _check_priority_option(role: Role, priority: int) -> None:
     if role is Role.MASTER and priority != MASTER_PRIORITY:
         raise UsageError(f"--priority {priority}: the master bonder's priority must be "
@@ -234,6 +239,15 @@ def render_keepalived_conf(settings: KeepalivedSettings) -> str:
         f"        {s.peer}",
         "    }",
     ]
+    if s.vrrp_version == 3:
+        lines += [
+            "    # keepalived's VRRPv3 needs a virtual address in its adverts; bondha moves no",
+            "    # address through keepalived, so this link-local one only fills the advert",
+            "    # (on lo, scope host: nothing on the network ever sees it).",
+            "    virtual_ipaddress {",
+            f"        {v3_filler_address(s.router_id)}/32 dev lo scope host",
+            "    }",
+        ]
     if s.vrrp_version == 2:
         lines += [
             "    authentication {",
@@ -412,7 +426,9 @@ def _check_instance(instance: Node, found: _Findings, *, notified: bool,
     auth = instance.find("authentication")
     auth_pass = _first(auth.find("auth_pass")) if auth else None
     if version == "3":
-        pass  # VRRPv3 has no authentication; keepalived ignores the block
+        if instance.find("virtual_ipaddress") is None:
+            found.error(instance.line, f"vrrp_instance {name}: VRRPv3 without "
+                        "virtual_ipaddress; keepalived refuses to run the instance")
     elif auth is None or auth_pass is None:
         found.warn(auth.line if auth else instance.line, f"vrrp_instance {name}: no "
                    "authentication; any host on the link can claim to be master")
