@@ -1,0 +1,114 @@
+"""The outage the customer's router sees (needs root, keepalived, network namespaces).
+
+    .venv/bin/python bench/customer_outage.py --announce on --advert-int 1 [--cycles 5] \\
+        [--json OUT.json]
+    .venv/bin/python bench/customer_outage.py --table A.json B.json ...
+
+One bed (tests/e2e/lanbed.py): the pair, the bonding stand-ins, a router pinging the
+floating IP every 50 ms. Each cycle: (a) hard failure of the master (its port dark, then
+keepalived and bonding killed), (b) its return (boot, keepalived started by the private
+IP's hook, preemption), (c) ``systemctl stop bonding`` on the master (then bonding is
+started again, unmeasured). Each figure is the longest time between two ping replies the
+router received around the step: what the customer calls the outage. ``--announce off``
+leaves hooks/announce-connected-ip out: the baseline of the same run. ``--table`` prints
+the medians of several result files as the Markdown table of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests.e2e.lanbed import open_lan_bed
+from tests.e2e.testbed import CannotRun, preflight
+
+STEPS = ("hard_failure", "return", "bonding_stopped")
+
+
+def master_down_interval(advert_int: float, backup_priority: int = 9) -> float:
+    """RFC 5798: 3 adverts plus the skew of the backup's priority (v2: same formula in s)."""
+    return 3 * advert_int + (256 - backup_priority) * advert_int / 256
+
+
+def run(announce: bool, advert_int: float, cycles: int) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    started = time.time()
+    with open_lan_bed(announce=announce, advert_int=advert_int) as lan:
+        for cycle in range(cycles):
+            row = {"cycle": cycle, "hard_failure": lan.fail_master(),
+                   "return": lan.return_master(), "bonding_stopped": lan.stop_master_bonding()}
+            row["router_neighbour_is_master"] = lan.router_neighbour() == lan.mac("master")
+            rows.append(row)
+            print(f"announce {'on' if announce else 'off'} advert_int {advert_int:g} "
+                  f"cycle {cycle}: " + ", ".join(f"{s} {row[s]:.2f}s" for s in STEPS),
+                  file=sys.stderr, flush=True)
+        overlap = lan.bed.stats()["address_report"]["overlap_moments"]
+        failed = lan.failed_hooks()
+    return {
+        "announce": announce, "advert_int": advert_int, "cycles": rows,
+        "master_down_interval": master_down_interval(advert_int),
+        "median": {s: statistics.median(r[s] for r in rows) for s in STEPS},
+        "max": {s: max(r[s] for r in rows) for s in STEPS},
+        "overlap_moments": overlap, "failed_hooks": len(failed),
+        "seconds": time.time() - started,
+    }
+
+
+def table(paths: list[Path]) -> str:
+    results = sorted((json.loads(p.read_text()) for p in paths),
+                     key=lambda r: (-r["advert_int"], not r["announce"]))
+    lines = ["| advert_int | master-down interval | announce | cycles | hard failure | "
+             "return (preemption) | bonding stopped | goal (a): <= MDI + 0.5 s |",
+             "|---|---|---|---|---|---|---|---|"]
+    baseline = {r["advert_int"]: r for r in results if not r["announce"]}
+    for r in results:
+        m = r["median"]
+        cells = []
+        for step in STEPS:
+            cell = f"{m[step]:.2f} s (max {r['max'][step]:.2f})"
+            base = baseline.get(r["advert_int"])
+            if r["announce"] and base and base["median"][step] > 0:
+                cell += f", {m[step] / base['median'][step]:.2f}x"
+            cells.append(cell)
+        goal = r["master_down_interval"] + 0.5
+        verdict = f"{'met' if m['hard_failure'] <= goal else 'missed'} ({goal:.2f} s)"
+        lines.append(f"| {r['advert_int']:g} s | {r['master_down_interval']:.2f} s | "
+                     f"{'on' if r['announce'] else 'off'} | {len(r['cycles'])} | "
+                     + " | ".join(cells) + f" | {verdict} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--announce", choices=["on", "off"], default="on")
+    parser.add_argument("--advert-int", type=float, default=1.0)
+    parser.add_argument("--cycles", type=int, default=5)
+    parser.add_argument("--json", type=Path, help="write the result here")
+    parser.add_argument("--table", type=Path, nargs="+", help="print the table of these results")
+    args = parser.parse_args()
+    if args.table:
+        print(table(args.table))
+        return 0
+    try:
+        preflight()
+    except CannotRun as exc:
+        print(f"cannot run here: {exc}", file=sys.stderr)
+        return 2
+    result = run(args.announce == "on", args.advert_int, args.cycles)
+    text = json.dumps(result, indent=2)
+    if args.json:
+        args.json.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
