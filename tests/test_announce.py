@@ -25,10 +25,12 @@ from bondha.node.announce import (
     address_state,
     announce,
     announcement_frames,
+    cancel_pending,
     floating_connected_ip,
     format_mac,
     gratuitous_arp,
     parse_mac,
+    pending_pid_file,
     run_connected_ip_hook,
     unsolicited_neighbour_advert,
 )
@@ -294,3 +296,32 @@ def test_hook_respects_announce_count_0(hook_logs: Hook,
     logs = hook_logs(["start"], hook_env)
     assert "announce_count is 0" in logs
     assert "ERROR" not in logs, logs
+
+
+# --- the pending repeat ---------------------------------------------------------------------------
+
+
+def test_cancel_pending_ends_an_announcer_and_leaves_other_processes_alone(
+        tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    pid_file = pending_pid_file(tmp_path, "eth0", V4)
+    assert pid_file == tmp_path / "announce-eth0-203.0.113.1.pid"
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    announcer = subprocess.Popen([*sleeper, "announce-connected-ip"])
+    stranger = subprocess.Popen(sleeper)  # e.g. a pid reused since the repeat ended
+    try:
+        pid_file.write_text(f"{stranger.pid}\n")
+        assert not cancel_pending(pid_file)
+        assert stranger.poll() is None, "a process that is no announcer was signalled"
+        assert not pid_file.exists()
+        pid_file.write_text(f"{announcer.pid}\n")
+        assert cancel_pending(pid_file)
+        assert announcer.wait(timeout=10) == -15
+        assert not pid_file.exists()
+        assert not cancel_pending(pid_file), "nothing recorded: nothing to end"
+    finally:
+        for process in (announcer, stranger):
+            process.kill()
+            process.wait()

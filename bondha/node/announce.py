@@ -19,16 +19,19 @@ outlives a failback never claims an address that has moved on.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import fcntl
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import struct
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Union
 
 import attrs
@@ -46,12 +49,14 @@ __all__ = [
     "announce",
     "announce_by_hand",
     "announcement_frames",
+    "cancel_pending",
     "floating_connected_ip",
     "format_mac",
     "gratuitous_arp",
     "interface_mac",
     "internet_checksum",
     "parse_mac",
+    "pending_pid_file",
     "run_connected_ip_hook",
     "unsolicited_neighbour_advert",
 ]
@@ -326,6 +331,7 @@ def announce(
     schedule: Schedule,
     *,
     background: bool = False,
+    pid_file: Path | None = None,
     ip_command: IpCommand = _ip_command,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
@@ -334,7 +340,8 @@ def announce(
 
     The first round goes out before this returns (unless an IPv6 address is still
     tentative). ``background``: the remaining rounds are sent by a detached child
-    process, so that a hook returns at once. Returns how many rounds were sent per
+    process, so that a hook returns at once; its pid goes to ``pid_file`` (if given) for
+    :func:`cancel_pending` while it runs. Returns how many rounds were sent per
     address so far. AnnounceError names the interface or the address that cannot be
     announced (an address that is not on the interface is refused: announcing it
     would pull its traffic to a bonder that does not have it).
@@ -366,13 +373,13 @@ def announce(
         job.run(offsets if first_sent else schedule.offsets(), start)
 
     if background:
-        _detach(rest)
+        _detach(rest, pid_file)
         return first_sent
     rest()
     return job.sent
 
 
-def _detach(work: Callable[[], None]) -> None:
+def _detach(work: Callable[[], None], pid_file: Path | None = None) -> None:
     """Run ``work`` in a child in its own session, cut off from the caller's pipes.
 
     The bonding software waits for the hook and may wait for its stdout to close; the
@@ -387,6 +394,8 @@ def _detach(work: Callable[[], None]) -> None:
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
+        if pid_file is not None:
+            _write_pid(pid_file)
         work()
     except BondhaError as exc:
         log.error("announce: %s", exc)
@@ -395,8 +404,57 @@ def _detach(work: Callable[[], None]) -> None:
         log.error("announce: internal error: %s: %s", type(exc).__name__, exc)
         code = 1
     finally:
+        if pid_file is not None:
+            _remove_own_pid(pid_file)
         logging.shutdown()
         os._exit(code)
+
+
+# A detached repeat must not outlive its address on this bonder: the bonding software runs
+# ``stop`` before it removes the address, and the hook then ends the repeat (else a repeat
+# due during a quick failback would pull the address back to a bonder about to drop it).
+_PID_MARK = b"announce"  # in the command line of every process this module detaches
+
+
+def pending_pid_file(state_dir: Path, interface: str, address: IPAddress) -> Path:
+    """Where the detached repeat for ``address`` on ``interface`` records its pid."""
+    return state_dir / f"announce-{interface}-{address}.pid"
+
+
+def _write_pid(path: Path) -> None:
+    try:
+        path.write_text(f"{os.getpid()}\n", encoding="ascii")
+    except OSError as exc:  # the address check before each round still guards the repeat
+        log.info("announce: cannot record the repeat's pid in %s: %s", path, exc.strerror)
+
+
+def _remove_own_pid(path: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        if int(path.read_text(encoding="ascii")) == os.getpid():
+            path.unlink()
+
+
+def cancel_pending(path: Path) -> bool:
+    """End the detached repeat recorded in ``path``, if it still runs; True if one was ended.
+
+    The pid is only signalled when its command line is an announcer's, so a pid reused
+    by another process since is left alone.
+    """
+    try:
+        pid = int(path.read_text(encoding="ascii"))
+        command = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return False
+    ended = False
+    if _PID_MARK in command:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            ended = True
+    with contextlib.suppress(OSError):
+        path.unlink()
+    return ended
 
 
 # --- the connected IP hook ---------------------------------------------------------------------
@@ -406,11 +464,11 @@ HOOK_ENVIRONMENT = ("ID", "BOND_ID", "IP", "NETMASK", "NETWORK", "INTERFACE", "A
 
 def _hook_announce(action: str, environ: Mapping[str, str]) -> None:
     from ..config import config_path, load_config
+    from ..statedir import state_dir_path
 
-    if action != "start":
-        if action != "stop":
-            log.warning("announce-connected-ip: unknown action %r (expected start or stop); "
-                        "nothing done", action)
+    if action not in ("start", "stop"):
+        log.warning("announce-connected-ip: unknown action %r (expected start or stop); "
+                    "nothing done", action)
         return
     missing = [name for name in ("ID", "BOND_ID", "IP", "INTERFACE") if not environ.get(name)]
     if missing:
@@ -425,6 +483,12 @@ def _hook_announce(action: str, environ: Mapping[str, str]) -> None:
                             f"{environ['BOND_ID']!r} IP={ip_text!r}: not an id, a bond id "
                             "and an IP address") from None
     config = load_config(config_path(None, environ), environ=environ)
+    pending = pending_pid_file(state_dir_path(config.ha.state_dir, environ), interface, address)
+    if cancel_pending(pending):  # a newer start, or the address is about to go
+        log.info("connected IP %d (%s): ended the pending repeat of its announcement",
+                 object_id, address)
+    if action == "stop":
+        return
     pair = config.pair
     if not floating_connected_ip((pair.master.bond_id, pair.master.connected_ip_ids),
                                  (pair.backup.bond_id, pair.backup.connected_ip_ids),
@@ -437,7 +501,8 @@ def _hook_announce(action: str, environ: Mapping[str, str]) -> None:
         log.info("connected IP %d (%s): not announced, [bondha] announce_count is 0",
                  object_id, address)
         return
-    announce(interface, [address], schedule, background=True)
+    announce(interface, [address], schedule, background=True,
+             pid_file=pending if pending.parent.is_dir() else None)
     log.info("announced connected IP %d (%s) on %s: %s", object_id, address, interface,
              schedule.describe())
 

@@ -45,7 +45,7 @@ PATIENCE = 90  # a router without announcements waits out its neighbour entry (1
 SYSTEMCTL = """#!/bin/sh
 # e2e: systemctl for keepalived.service only, in this bonder's namespace.
 run={run}
-[ "$2" = keepalived.service ] || {{ echo "systemctl stand-in: only keepalived.service" >&2; exit 1; }}
+[ "$2" = keepalived.service ] || {{ echo "stand-in: only keepalived.service" >&2; exit 1; }}
 echo "$(date +%s.%N) $1" >> $run/systemctl.log
 running() {{
     [ -f $run/main.pid ] || return 1
@@ -88,7 +88,9 @@ class LanBed:
     announce: bool
     advert_int: float
     push_delay: float = 0.0
+    daemon: bool = False  # keepalived tells `bondha daemon` through its FIFO, not the hook
     own: dict[str, Path] = attrs.Factory(dict)
+    moment: float = 0.0  # when the last step acted (time.time())
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -102,6 +104,18 @@ class LanBed:
         out = _run("ip", "-n", self.bed.ns("r"), "neigh", "show", FLOATING_IP,
                    "dev", "eth0").stdout.split()
         return out[out.index("lladdr") + 1] if "lladdr" in out else None
+
+    def holds(self, role: str) -> bool:
+        """Whether the floating IP is on ``role``'s eth0 right now."""
+        out = _run("ip", "-n", self.bed.ns(role[0]), "-o", "-4", "addr", "show", "dev",
+                   "eth0").stdout
+        return f" {FLOATING_IP}/" in out
+
+    def settled(self, role: str) -> None:
+        """Only ``role`` has the floating IP (no move of the boot or a step still pending)."""
+        other = "backup" if role == "master" else "master"
+        wait_for(lambda: self.holds(role) and not self.holds(other), PATIENCE,
+                 f"the floating IP on the {role} only", self.bed.diagnostics)
 
     def replies(self) -> list[Reply]:
         path = self.bed.workdir / "pings.txt"
@@ -149,7 +163,7 @@ class LanBed:
         """Hooks, systemctl stand-in and keepalived.conf of both bonders."""
         bed = self.bed
         for role in ("master", "backup"):
-            own = bed.role_config(role, config)
+            own = bed.role_config(role, config, fifo=self.daemon)
             self.own[role] = own
             hooks = bed.workdir / f"connectedip-{role}"
             (hooks / "all").mkdir(parents=True)
@@ -168,7 +182,8 @@ class LanBed:
                 noop = hooks / "all" / "noop"
                 noop.write_text("#!/bin/sh\nexit 0\n")
                 noop.chmod(0o755)
-            conf = bed.render_keepalived(role, own, hook=notify_hook,
+            conf = bed.render_keepalived(role, own, hook=None if self.daemon else notify_hook,
+                                         fifo=bed.fifo(role) if self.daemon else None,
                                          advert_int=self.advert_int)
             run = bed.workdir / f"run-{role}"
             run.mkdir(exist_ok=True)
@@ -182,6 +197,8 @@ class LanBed:
     def start_bonding(self, role: str) -> None:
         """Boot the bonding software: its connected IPs come up, keepalived with them."""
         bed = self.bed
+        if self.daemon and f"daemon-{role}" not in bed.processes:
+            bed.start_daemon(role, self.own[role])  # before keepalived, as its unit orders it
         ready = bed.workdir / f"bonding-{role}.ready"
         ready.unlink(missing_ok=True)
         path = f"{bed.workdir / f'bin-{role}'}:{os.environ.get('PATH', '/usr/bin:/bin')}"
@@ -205,6 +222,7 @@ class LanBed:
         self.bed.ip("br", "link", "set", f"p{role[0]}", "down")
         self.kill_keepalived(role)
         self.bed.kill(f"bonding-{role}")
+        self.bed.kill(f"daemon-{role}")
 
     def power_on(self, role: str) -> None:
         """Boot after the failure: no address of the bonding software survives a reboot."""
@@ -240,61 +258,87 @@ class LanBed:
 
     # --- the how-to's steps, each waited for to its end --------------------------------------
 
-    def wait_active(self, role: str, *, starts_before: int, since: float) -> None:
-        """``role``'s floating IP came up (and was announced) and the router got a reply."""
+    def wait_active(self, role: str, *, starts_before: int, since: float,
+                    other_stops_before: int | None = None) -> None:
+        """``role``'s floating IP came up (and was announced), the other bonder's went away
+        (when ``other_stops_before`` counts its stop runs so far), and after both the
+        router got a reply: the gap, if any, has ended."""
         floating = FLOATING_IDS[role]
         wait_for(lambda: len(self.hook_runs(role, "start", floating)) > starts_before,
                  PATIENCE, f"the floating IP's start hooks on the {role}", self.bed.diagnostics)
+        if other_stops_before is not None:
+            other = "backup" if role == "master" else "master"
+            gone = FLOATING_IDS[other]
+            wait_for(lambda: len(self.hook_runs(other, "stop", gone)) > other_stops_before,
+                     PATIENCE, f"the floating IP's stop hooks on the {other}",
+                     self.bed.diagnostics)
+            stop = self.hook_runs(other, "stop", gone)[-1]
+            since = max(since, stop["at"] + stop["seconds"] + 0.2)  # removed right after
         wait_for(lambda: self.replied_after(since), PATIENCE,
                  "the router's next reply from the floating IP", self.bed.diagnostics)
+        if other_stops_before is not None:
+            self.settled(role)
+
+    def stops(self, role: str) -> int:
+        return len(self.hook_runs(role, "stop", FLOATING_IDS[role]))
+
+    def starts(self, role: str) -> int:
+        return len(self.hook_runs(role, "start", FLOATING_IDS[role]))
 
     def boot(self) -> None:
         """Both bonders booted; the master is active and the router reaches it."""
         self.start_router()
         self.start_bonding("master")
         self.start_bonding("backup")
-        wait_for(lambda: self.notify_exits("MASTER", 10) >= 1, 60, "the master's MASTER",
+        wait_for(lambda: self.bed.transitions("master") >= 1, 60, "the master's MASTER",
                  self.bed.diagnostics)
         self.wait_active("master", starts_before=0, since=time.time())
+        self.settled("master")  # keepalived may have made the backup master for a moment
+        settled = time.time()
+        wait_for(lambda: self.replied_after(settled), PATIENCE, "a reply once settled",
+                 self.bed.diagnostics)
 
     def fail_master(self) -> float:
         """(a) Hard failure of the master; returns the longest ping gap."""
-        before = len(self.hook_runs("backup", "start", FLOATING_IDS["backup"]))
-        moment = time.time()
+        before = self.starts("backup")
+        moment = self.moment = time.time()
         self.power_off("master")
         self.wait_active("backup", starts_before=before, since=moment)
         return self.longest_gap(moment - 1)
 
     def return_master(self) -> float:
-        """(b) The master boots again and preempts."""
-        before = len(self.hook_runs("master", "start", FLOATING_IDS["master"]))
-        moment = time.time()
+        """(b) The master boots again and preempts; the backup lets the address go."""
+        before, stops = self.starts("master"), self.stops("backup")
+        moment = self.moment = time.time()
         self.power_on("master")
-        self.wait_active("master", starts_before=before, since=moment)
+        self.wait_active("master", starts_before=before, since=moment,
+                         other_stops_before=stops)
         return self.longest_gap(moment)
 
     def stop_master_bonding(self) -> float:
         """(c) ``systemctl stop bonding`` on the master; then bonding is started again and
         the master takes over once more (not measured: that is (b) again)."""
-        before = len(self.hook_runs("backup", "start", FLOATING_IDS["backup"]))
-        moment = time.time()
+        before, stops = self.starts("backup"), self.stops("master")
+        moment = self.moment = time.time()
         self.stop_bonding("master")
-        self.wait_active("backup", starts_before=before, since=moment)
+        self.wait_active("backup", starts_before=before, since=moment,
+                         other_stops_before=stops)
         gap = self.longest_gap(moment - 1)
-        again = len(self.hook_runs("master", "start", FLOATING_IDS["master"]))
+        again, backup_stops = self.starts("master"), self.stops("backup")
         restarted = time.time()
         self.start_bonding("master")
-        self.wait_active("master", starts_before=again, since=restarted)
+        self.wait_active("master", starts_before=again, since=restarted,
+                         other_stops_before=backup_stops)
         return gap
 
 
 @contextlib.contextmanager
-def open_lan_bed(*, announce: bool = True, advert_int: float = 1.0,
-                 push_delay: float = 0.0) -> Iterator[LanBed]:
+def open_lan_bed(*, announce: bool = True, advert_int: float = 1.0, push_delay: float = 0.0,
+                 daemon: bool = False) -> Iterator[LanBed]:
     """The booted LAN bed; everything removed on exit, whatever happened."""
     bed = TestBed()
     bed.workdir.chmod(0o755)
-    lan = LanBed(bed, announce, advert_int, push_delay)
+    lan = LanBed(bed, announce, advert_int, push_delay, daemon)
     try:
         bed.build_network(private=False, extra=("r",))
         config = bed.start_server()

@@ -11,6 +11,7 @@ and no output to parse; iputils is not needed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import select
 import signal
@@ -24,7 +25,7 @@ ECHO_REQUEST, ECHO_REPLY = 8, 0
 
 def checksum(data: bytes) -> int:
     data += b"\x00" * (len(data) % 2)
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -56,10 +57,8 @@ def main() -> int:
                 seq = (seq + 1) & 0xFFFF
                 sent[seq] = time.time()
                 sent.pop((seq - 200) & 0xFFFF, None)  # a reply 10 s late is no reply
-                try:
+                with contextlib.suppress(OSError):  # no neighbour (FAILED): the gap shows it
                     sock.sendto(echo(ident, seq), (args.target, 0))
-                except OSError:
-                    pass  # no neighbour yet (FAILED entry): the gap shows it
                 next_send += args.interval
             ready, _, _ = select.select([sock], [], [], max(0.0, next_send - time.monotonic()))
             if not ready:

@@ -153,7 +153,7 @@ def test_hook_returns_at_once_and_its_repeat_skips_a_removed_address(tmp_path: P
     with link(tmp_path) as (sender, receiver):
         conf = config(tmp_path, 1, 0, 2)
         frames = tmp_path / "frames"
-        watcher = capture(receiver, 8, frames)
+        watcher = capture(receiver, 5, frames)
         hooks = {}
         for address, object_id, bond in (("198.51.100.1", 1, 1), ("198.51.100.2", 4, 3)):
             env = {**os.environ, "BONDHA_CONFIG": str(conf), "BONDHA_SYSLOG": "0",
@@ -170,7 +170,7 @@ def test_hook_returns_at_once_and_its_repeat_skips_a_removed_address(tmp_path: P
         for address, done in hooks.items():
             assert done.returncode == 0
             assert done.stdout == "", "the hook's output belongs to the bonding software"
-            assert "announced connected IP" in done.stderr and address in done.stderr
+            assert f"({address}) on eth0" in done.stderr
         watcher.wait(timeout=10)
         seen = announced(frames)
         first = [(a, f) for at, a, f in seen if at <= returned]
@@ -179,3 +179,34 @@ def test_hook_returns_at_once_and_its_repeat_skips_a_removed_address(tmp_path: P
                                         ("198.51.100.2", "request"), ("198.51.100.2", "reply")])
         assert sorted(later) == [("198.51.100.2", "reply"), ("198.51.100.2", "request")], (
             "the repeat went out for the address still there, and only for it")
+
+
+def test_stop_ends_the_pending_repeat_before_the_address_goes(tmp_path: Path) -> None:
+    """The bonding software runs stop, then removes the address: from stop on, this bonder
+    sends nothing more for it, even while the address is still there."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces, raw sockets)")
+    with link(tmp_path) as (sender, receiver):
+        conf = config(tmp_path, 1, 0, 2)
+        state = tmp_path / "state"
+        state.mkdir()
+        frames = tmp_path / "frames"
+        watcher = capture(receiver, 5, frames)
+        env = {**os.environ, "BONDHA_CONFIG": str(conf), "BONDHA_SYSLOG": "0",
+               "BONDHA_STATE_DIR": str(state), "ID": "1", "BOND_ID": "1",
+               "IP": "198.51.100.1", "NETMASK": "255.255.255.0", "NETWORK": "198.51.100.0",
+               "INTERFACE": "eth0", "AGG_ROUTING": "auto"}
+        runs = {}
+        for action in ("start", "stop"):
+            runs[action] = subprocess.run(
+                ["ip", "netns", "exec", sender, sys.executable,
+                 str(ROOT / "hooks" / "announce-connected-ip"), action],
+                env=env, capture_output=True, text=True, timeout=30, check=False)
+            assert runs[action].returncode == 0
+        stopped = time.time()
+        assert "ended the pending repeat" in runs["stop"].stderr, runs["stop"].stderr
+        watcher.wait(timeout=10)
+        assert [f for at, _, f in announced(frames) if at > stopped] == [], (
+            "announced after stop")
+        assert sorted(f for _, _, f in announced(frames)) == ["reply", "request"]
+        assert list(state.iterdir()) == []
