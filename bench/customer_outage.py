@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import statistics
 import sys
@@ -58,15 +59,28 @@ def failover_breakdown(lan: LanBed) -> dict[str, float] | None:
             "router_reply": reply - hooks_ended}
 
 
+def stop_sequence(lan: LanBed) -> dict[str, float]:
+    """(c) in order, seconds from ``systemctl stop bonding`` on the master: the backup's
+    floating IP up (its start hooks begin), the master's gone (its stop hooks end)."""
+    moment = lan.moment
+    up = [r["at"] for r in lan.hook_runs("backup", "start", FLOATING_IDS["backup"])
+          if r["at"] > moment]
+    gone = [r["at"] + r["seconds"] for r in lan.hook_runs("master", "stop",
+                                                          FLOATING_IDS["master"])
+            if r["at"] > moment]
+    return {"backup_up": min(up) - moment, "master_gone": min(gone) - moment}
+
+
 def run(announce: bool, advert_int: float, cycles: int, daemon: bool = False) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
-    started = time.time()
+    started, load_before = time.time(), os.getloadavg()
     with open_lan_bed(announce=announce, advert_int=advert_int, daemon=daemon) as lan:
         for cycle in range(cycles):
             row: dict[str, Any] = {"cycle": cycle, "hard_failure": lan.fail_master()}
             row["hard_failure_breakdown"] = failover_breakdown(lan)
             row["return"] = lan.return_master()
             row["bonding_stopped"] = lan.stop_master_bonding()
+            row["bonding_stopped_sequence"] = stop_sequence(lan)
             row["router_neighbour_is_master"] = lan.router_neighbour() == lan.mac("master")
             rows.append(row)
             print(f"announce {'on' if announce else 'off'} advert_int {advert_int:g} "
@@ -87,6 +101,8 @@ def run(announce: bool, advert_int: float, cycles: int, daemon: bool = False) ->
         "max": {s: max(r[s] for r in rows) for s in STEPS},
         "overlap_moments": overlap, "failed_hooks": len(failed),
         "seconds": time.time() - started,
+        # The machine is shared: its load says how much the figures above may be inflated.
+        "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
     }
 
 

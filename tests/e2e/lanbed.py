@@ -218,10 +218,16 @@ class LanBed:
         assert process.returncode == 0, self.bed.log(f"bonding-{role}")
 
     def power_off(self, role: str) -> None:
-        """A hard failure: the port goes dark first (no goodbye advert), then everything dies."""
+        """A hard failure: the port goes dark first (no goodbye advert), then every process
+        of the bonder dies: keepalived, the bonding software, and any notify hook still
+        running (keepalived runs each in a process group of its own)."""
         self.bed.ip("br", "link", "set", f"p{role[0]}", "down")
+        pids = _run("ip", "netns", "pids", self.bed.ns(role[0])).stdout.split()
+        for pid in map(int, pids):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.kill_keepalived(role)
-        self.bed.kill(f"bonding-{role}")
+        self.bed.kill(f"bonding-{role}")  # reaped
         self.bed.kill(f"daemon-{role}")
 
     def power_on(self, role: str) -> None:
@@ -290,8 +296,12 @@ class LanBed:
         self.start_router()
         self.start_bonding("master")
         self.start_bonding("backup")
-        wait_for(lambda: self.bed.transitions("master") >= 1, 60, "the master's MASTER",
-                 self.bed.diagnostics)
+        if self.daemon:
+            wait_for(lambda: self.bed.active_bond() == BONDS["master"], 60,
+                     "the master bond active", self.bed.diagnostics)
+        else:  # its writes done: a failure must not find the boot's transition half-way
+            wait_for(lambda: self.notify_exits("MASTER", 10) >= 1, 60, "the master's MASTER",
+                     self.bed.diagnostics)
         self.wait_active("master", starts_before=0, since=time.time())
         self.settled("master")  # keepalived may have made the backup master for a moment
         settled = time.time()
