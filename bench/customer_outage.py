@@ -45,10 +45,10 @@ def failover_breakdown(lan: LanBed) -> dict[str, float] | None:
     the address up, its start hooks (the announcement), the router's next reply."""
     moment = lan.moment
     notify = [e for e in lan.bed.events() if e.args[2:] == ("MASTER", "9") and e.at > moment]
-    if not notify:
-        return None  # the daemon: no hook run to time
-    began = next(e.at for e in notify if e.what == "start")
-    ended = next(e.at for e in notify if e.what == "exit")
+    began = next((e.at for e in notify if e.what == "start"), None)
+    ended = next((e.at for e in notify if e.what == "exit"), None)
+    if began is None or ended is None:
+        return None  # the daemon (no hook run to time), or the hook still verifying
     runs = [r for r in lan.hook_runs("backup", "start", FLOATING_IDS["backup"])
             if r["at"] > moment]
     hooks_began = min(r["at"] for r in runs)
@@ -89,14 +89,14 @@ def run(announce: bool, advert_int: float, cycles: int, daemon: bool = False) ->
                   file=sys.stderr, flush=True)
         overlap = lan.bed.stats()["address_report"]["overlap_moments"]
         failed = lan.failed_hooks()
+    timed = [r for r in rows if r["hard_failure_breakdown"]]
     return {
         "announce": announce, "advert_int": advert_int, "cycles": rows,
         "master_down_interval": master_down_interval(advert_int),
         "median": {s: statistics.median(r[s] for r in rows) for s in STEPS},
         "median_hard_failure_breakdown": {
-            part: statistics.median(r["hard_failure_breakdown"][part] for r in rows)
-            for part in rows[0]["hard_failure_breakdown"]}
-        if rows[0]["hard_failure_breakdown"] else None,
+            part: statistics.median(r["hard_failure_breakdown"][part] for r in timed)
+            for part in timed[0]["hard_failure_breakdown"]} if timed else None,
         "notify": "daemon" if daemon else "hook",
         "max": {s: max(r[s] for r in rows) for s in STEPS},
         "overlap_moments": overlap, "failed_hooks": len(failed),

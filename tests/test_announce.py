@@ -309,8 +309,9 @@ def test_cancel_pending_ends_an_announcer_and_leaves_other_processes_alone(
     pid_file = pending_pid_file(tmp_path, "eth0", V4)
     assert pid_file == tmp_path / "announce-eth0-203.0.113.1.pid"
     sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
-    announcer = subprocess.Popen([*sleeper, "announce-connected-ip"])
-    stranger = subprocess.Popen(sleeper)  # e.g. a pid reused since the repeat ended
+    announcer = subprocess.Popen([*sleeper, "announce-connected-ip"], start_new_session=True)
+    # e.g. a pid reused since the repeat ended: the same name, but no session of its own
+    stranger = subprocess.Popen([*sleeper, "announce-connected-ip"])
     try:
         pid_file.write_text(f"{stranger.pid}\n")
         assert not cancel_pending(pid_file)

@@ -413,7 +413,7 @@ def _detach(work: Callable[[], None], pid_file: Path | None = None) -> None:
 # A detached repeat must not outlive its address on this bonder: the bonding software runs
 # ``stop`` before it removes the address, and the hook then ends the repeat (else a repeat
 # due during a quick failback would pull the address back to a bonder about to drop it).
-_PID_MARK = b"announce"  # in the command line of every process this module detaches
+_HOOK_NAME = b"announce-connected-ip"
 
 
 def pending_pid_file(state_dir: Path, interface: str, address: IPAddress) -> Path:
@@ -437,18 +437,21 @@ def _remove_own_pid(path: Path) -> None:
 def cancel_pending(path: Path) -> bool:
     """End the detached repeat recorded in ``path``, if it still runs; True if one was ended.
 
-    The pid is only signalled when its command line is an announcer's, so a pid reused
-    by another process since is left alone.
+    The pid is only signalled when it is an announcer's: the hook's command line, and the
+    leader of a session of its own (as :func:`_detach` makes it), so that a pid reused by
+    another process since is left alone.
     """
     try:
         pid = int(path.read_text(encoding="ascii"))
         command = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
+        # /proc/PID/stat: "pid (comm) state ppid pgrp session ...", comm may hold spaces.
+        session = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[3])
+    except (OSError, ValueError, IndexError):
         with contextlib.suppress(OSError):
             path.unlink()
         return False
     ended = False
-    if _PID_MARK in command:
+    if _HOOK_NAME in command and session == pid:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
             ended = True

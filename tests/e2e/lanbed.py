@@ -238,6 +238,8 @@ class LanBed:
             cidr = line.split()[3]
             if not cidr.startswith("192.168.67."):  # the management address stays
                 _run("ip", "-n", ns, "addr", "del", cidr, "dev", "eth0")
+        for pid_file in (self.bed.workdir / f"run-{role}").glob("*.pid"):
+            pid_file.unlink()  # /run is empty after a reboot; a stale one stops keepalived
         self.bed.ip("br", "link", "set", f"p{role[0]}", "up")
         self.start_bonding(role)
 
