@@ -10,6 +10,7 @@ tests/e2e/test_announce.py.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import struct
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -244,8 +245,15 @@ def hook_env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def hook_logs(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
               ) -> Callable[[list[str], dict[str, str]], str]:
-    """Run the hook; its exit code must be 0 whatever happens; returns what it logged."""
+    """Run the hook; its exit code must be 0 whatever happens; returns what it logged.
+
+    The hook sets up the ``bondha`` logger as a front end does; it is put back afterwards,
+    so that later tests' caplog still sees bondha's records."""
     monkeypatch.setenv("BONDHA_SYSLOG", "0")
+    logger = logging.getLogger("bondha")
+    monkeypatch.setattr(logger, "handlers", list(logger.handlers))
+    monkeypatch.setattr(logger, "propagate", logger.propagate)
+    monkeypatch.setattr(logger, "level", logger.level)
 
     def run(argv: list[str], env: dict[str, str]) -> str:
         capsys.readouterr()
