@@ -71,7 +71,8 @@ def stop_sequence(lan: LanBed) -> dict[str, float]:
     return {"backup_up": min(up) - moment, "master_gone": min(gone) - moment}
 
 
-def run(announce: bool, advert_int: float, cycles: int, daemon: bool = False) -> dict[str, Any]:
+def run(announce: bool, advert_int: float, cycles: int, daemon: bool = False,
+        keep_logs: Path | None = None) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     started, load_before = time.time(), os.getloadavg()
     with open_lan_bed(announce=announce, advert_int=advert_int, daemon=daemon) as lan:
@@ -81,6 +82,9 @@ def run(announce: bool, advert_int: float, cycles: int, daemon: bool = False) ->
             row["return"] = lan.return_master()
             row["bonding_stopped"] = lan.stop_master_bonding()
             row["bonding_stopped_sequence"] = stop_sequence(lan)
+            if keep_logs is not None and announce and max(row[s] for s in STEPS) > 10:
+                keep_logs.mkdir(parents=True, exist_ok=True)  # an outage to explain
+                (keep_logs / f"cycle-{cycle}.log").write_text(lan.bed.diagnostics())
             row["router_neighbour_is_master"] = lan.router_neighbour() == lan.mac("master")
             rows.append(row)
             print(f"announce {'on' if announce else 'off'} advert_int {advert_int:g} "
@@ -122,7 +126,7 @@ def table(paths: list[Path]) -> str:
             cell = f"{m[step]:.2f} s (max {r['max'][step]:.2f})"
             base = baseline.get(r["advert_int"])
             if r["announce"] and base and base["median"][step] > 0:
-                cell += f", {m[step] / base['median'][step]:.2f}x"
+                cell += f", {m[step] / base['median'][step]:.3f}x"
             cells.append(cell)
         goal = r["master_down_interval"] + 0.5
         verdict = f"{'met' if m['hard_failure'] <= goal else 'missed'} ({goal:.2f} s)"
@@ -142,6 +146,9 @@ def main() -> int:
     parser.add_argument("--daemon", action="store_true",
                         help="keepalived tells `bondha daemon` (FIFO) instead of the notify hook")
     parser.add_argument("--json", type=Path, help="write the result here")
+    parser.add_argument("--keep-logs", type=Path, metavar="DIR",
+                        help="with announcing on, save the bed's logs of any cycle with a "
+                             "step over 10 s here")
     parser.add_argument("--table", type=Path, nargs="+", help="print the table of these results")
     args = parser.parse_args()
     if args.table:
@@ -154,7 +161,8 @@ def main() -> int:
     except CannotRun as exc:
         print(f"cannot run here: {exc}", file=sys.stderr)
         return 2
-    result = run(args.announce == "on", args.advert_int, args.cycles, args.daemon)
+    result = run(args.announce == "on", args.advert_int, args.cycles, args.daemon,
+                 args.keep_logs)
     text = json.dumps(result, indent=2)
     if args.json:
         args.json.write_text(text)

@@ -66,6 +66,10 @@ def test_router_reaches_the_floating_ip_through_failure_return_and_bonding_stop(
     announced_by(lan, "master")
     assert lan.bed.active_bond() == 1, lan.bed.diagnostics()
 
+    # keepalived followed the private IP's hook: boot, reboot, bonding stopped, restarted.
+    systemctl = (lan.bed.workdir / "run-master" / "systemctl.log").read_text().split()[1::2]
+    assert systemctl == ["stop", "start", "stop", "start", "stop", "stop", "start"]
+
     assert lan.failed_hooks() == []
     assert lan.bed.failed_hook_runs() == []
     assert lan.bed.stats()["address_report"]["overlap_moments"] == 0, "never on both bonds"
