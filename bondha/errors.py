@@ -21,6 +21,7 @@ never contains a password or an Authorization header::
     ├── StateError             the state directory cannot be used (lock, event file)
     │   ├── StateOwnerError    root ran what the hook's user should run          exit 2
     │   └── StateDirError      the directory itself is unusable or unsafe        exit 2
+    ├── AnnounceError          a moved IP cannot be announced (interface, send)  exit 1
     ├── Superseded             a newer keepalived event (or shutdown) took over   exit 0
     └── ApplyError             writes started but the pair did not converge   exit 1
                                (carries the Result: what was and was not done)
@@ -81,6 +82,12 @@ class StateDirError(StateError):
     local problem of the set-up, like a config error."""
 
     exit_code = 2
+
+
+class AnnounceError(BondhaError):
+    """An address cannot be announced: no such interface, not on it, or the send failed."""
+
+    exit_code = 1
 
 
 class Superseded(BondhaError):

@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -144,10 +144,12 @@ NODE_STATE = Path("/run/bondha/node")
 
 
 def sh(*command: str, user: str | None = None, config: Path | None = None,
-       check: bool = True) -> subprocess.CompletedProcess[str]:
+       check: bool = True, extra_env: Mapping[str, str] | None = None
+       ) -> subprocess.CompletedProcess[str]:
     """A command as an operator types it on the bonder: a clean environment, maybe as a user."""
     env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "BONDHA_SYSLOG": "0",
-           "DEBIAN_FRONTEND": "noninteractive", "BONDHA_STATE_DIR": str(NODE_STATE)}
+           "DEBIAN_FRONTEND": "noninteractive", "BONDHA_STATE_DIR": str(NODE_STATE),
+           **(extra_env or {})}
     if config is not None:
         env["BONDHA_CONFIG"] = str(config)
     argv = ["runuser", "-u", user, "--", *command] if user else list(command)
@@ -289,6 +291,16 @@ def test_the_operators_steps_with_the_installed_hook(installed: Path, server: St
         shutil.rmtree(elsewhere)
     assert server.get_object(1, Kind.ROUTE, 7)["enabled"] is True
     assert server.get_object(3, Kind.ROUTE, 8)["enabled"] is False
+    # The bonding software's connected IP hook, as root: it reads the bondha user's config
+    # and state directory, and leaves a connected IP that does not float alone.
+    connected = {"ID": "999", "BOND_ID": "1", "IP": "203.0.113.9", "NETMASK": "255.255.255.255",
+                 "NETWORK": "203.0.113.9", "INTERFACE": "lo", "AGG_ROUTING": "auto"}
+    start = sh("/usr/lib/bondha/announce-connected-ip", "start", extra_env=connected)
+    assert "connected IP 999 (203.0.113.9) on bond 1 does not float" in start.stderr, start.stderr
+    stop = sh("/usr/lib/bondha/announce-connected-ip", "stop", extra_env=connected)
+    for run in (start, stop):
+        assert "ERROR" not in run.stderr, run.stderr
+        assert "not recorded" not in run.stderr, "root could not use the bondha user's state"
 
     # The daemon as bondha.service runs it: the bondha user, the unit's command line; root
     # (keepalived) writes its events into the FIFO the daemon made.

@@ -10,7 +10,7 @@ import pytest
 from bondha.cli import build_parser, main
 
 COMMANDS = ("plan", "apply", "status", "check", "discover", "keepalived-config", "notify",
-            "daemon", "demo")
+            "daemon", "demo", "announce")
 
 
 def help_of(*args: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -174,3 +175,69 @@ def test_cli_renders_and_checks(config_path: Path, tmp_path: Path) -> None:
                      "--auth-pass", "horsebat", "--priority", "9")
     assert refused.returncode == 2
     assert "master bonder's priority must be 10" in refused.stderr
+
+
+# --- VRRPv3: sub-second detection -----------------------------------------------------------------
+
+
+def v3_settings(role: Role = Role.MASTER, **overrides: object) -> KeepalivedSettings:
+    src, peer = ("192.168.66.1", "192.168.66.2") if role is Role.MASTER else (
+        "192.168.66.2", "192.168.66.1")
+    options: dict[str, Any] = {"advert_int": 0.2, **overrides}
+    return KeepalivedSettings.create(role, "eth1", src, peer, "", **options)
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_sub_second_advert_int_renders_vrrp_version_3(role: Role) -> None:
+    text = render_keepalived_conf(v3_settings(role))
+    top = parse_keepalived_text(text)
+    globals_ = next(n for n in top if n.keyword == "global_defs")
+    instance = next(n for n in top if n.keyword == "vrrp_instance")
+    assert globals_.find("vrrp_version").args == ("3",)  # type: ignore[union-attr]
+    assert instance.find("advert_int").args == ("0.2",)  # type: ignore[union-attr]
+    assert instance.find("authentication") is None, "VRRPv3 has no authentication"
+    assert check_keepalived_text(text) == []
+
+
+def test_whole_seconds_stay_on_vrrp_version_2() -> None:
+    text = render_keepalived_conf(settings(advert_int=2.0))
+    assert "vrrp_version" not in text
+    assert "auth_pass horsebat" in text
+    forced = render_keepalived_conf(v3_settings(advert_int=1.0, vrrp_version=3))
+    assert "vrrp_version 3" in forced
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: v3_settings(vrrp_version=2), "VRRPv2 takes whole seconds from 1 to 255"),
+    (lambda: settings(advert_int=0.2), "VRRPv3 has no authentication"),
+    (lambda: v3_settings(advert_int=0.005), "VRRPv3 takes 0.01 to 40.95 seconds"),
+    (lambda: v3_settings(advert_int=0.125), "in steps of 0.01"),
+    (lambda: v3_settings(advert_int=41.0, vrrp_version=3), "VRRPv3 takes 0.01 to 40.95"),
+    (lambda: settings(advert_int=0.0, vrrp_version=2), "VRRPv2 takes whole seconds"),
+])
+def test_bad_vrrp_version_choices_are_named(make: object, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        make()  # type: ignore[operator]
+
+
+def test_checker_flags_a_sub_second_advert_int_under_vrrp_version_2() -> None:
+    text = render_keepalived_conf(settings()).replace("advert_int 1", "advert_int 0.2")
+    assert messages(text) == ["vrrp_instance VI_1: advert_int 0.2 needs vrrp_version 3; "
+                              "VRRPv2 counts whole seconds"]
+
+
+def test_cli_renders_vrrp_version_3(tmp_path: Path) -> None:
+    from bondha.testing import example_fixture
+
+    config = tmp_path / "swap-active-bond.conf"
+    config.write_text(example_fixture().config_text("http://127.0.0.1:1"))
+    done = bondha("--config", str(config), "keepalived-config", "--role", "backup",
+                  "--interface", "eth1", "--src", "192.168.66.2", "--peer", "192.168.66.1",
+                  "--advert-int", "0.2")
+    assert done.returncode == 0, done.stderr
+    assert "vrrp_version 3" in done.stdout
+    assert "advert_int 0.2" in done.stdout
+    refused = bondha("--config", str(config), "keepalived-config", "--role", "backup",
+                     "--interface", "eth1", "--src", "192.168.66.2", "--peer", "192.168.66.1")
+    assert refused.returncode == 2
+    assert "--auth-pass: must be 1 to 8 characters" in refused.stderr

@@ -18,6 +18,7 @@ PUBLIC_MODULES = [
     "bondha.keepalived.render", "bondha.keepalived.parse", "bondha.keepalived.check",
     "bondha.node.statedir", "bondha.node.transition", "bondha.node.daemon",
     "bondha.node.journal", "bondha.node.publish", "bondha.node.history", "bondha.node.metrics",
+    "bondha.node.announce", "bondha.testing.bonding",
     "bondha.cli", "bondha.cli.parser", "bondha.cli.commands", "bondha.cli.output",
     "bondha.apply", "bondha.dependencies", "bondha.printable", "bondha.securepath",
 ]

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from ..result import Result
     from ..status import NodeState
 
-__all__ = ["cmd_apply", "cmd_check", "cmd_daemon", "cmd_demo", "cmd_discover",
+__all__ = ["cmd_announce", "cmd_apply", "cmd_check", "cmd_daemon", "cmd_demo", "cmd_discover",
            "cmd_keepalived_config", "cmd_notify", "cmd_plan", "cmd_status"]
 
 # Run by hand, before or instead of a failover: these refuse a password file others can read.
@@ -173,7 +173,7 @@ def cmd_keepalived_config(args: argparse.Namespace) -> int:
         priority=args.priority, router_id=args.router_id, instance=args.instance,
         advert_int=args.advert_int, track_script=args.track_script or None, hook=args.hook,
         config_path=None if path == DEFAULT_CONFIG_PATH else str(path.absolute()),
-        fifo=fifo, script_user=args.script_user)
+        fifo=fifo, script_user=args.script_user, vrrp_version=args.vrrp_version)
     emit(render_keepalived_conf(settings).rstrip("\n"))
     return 0
 
@@ -207,6 +207,13 @@ def cmd_daemon(args: argparse.Namespace) -> int:
     from ..node.daemon import run_daemon
 
     return run_daemon(config_path(args.config), args.fifo)
+
+
+def cmd_announce(args: argparse.Namespace) -> int:
+    from ..node.announce import announce_by_hand
+
+    emit(announce_by_hand(args.interface, args.address, args.config))
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .commands import (
+    cmd_announce,
     cmd_apply,
     cmd_check,
     cmd_daemon,
@@ -52,6 +53,7 @@ examples:
   bondha notify INSTANCE VI_1 MASTER 10      what keepalived's notify runs
   bondha daemon --fifo /run/bondha/notify.fifo   follow keepalived's notify_fifo, repair drift
   bondha demo                                a failover against a built-in stand-in server
+  bondha announce --interface eth1 203.0.113.1   gratuitous ARP for an address here, now
 """
 
 
@@ -223,6 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
     daemon.add_argument("--fifo", metavar="PATH", type=Path,
                         help="the FIFO keepalived writes to (global_defs notify_fifo); "
                              "default [bondha] notify_fifo; created (mode 0600) if absent")
+    announce = command(
+        "announce", cmd_announce,
+        "tell the LAN that ADDRESS lives here: gratuitous ARP (IPv4) or unsolicited neighbour "
+        "advertisement (IPv6) on IF, by [bondha] announce_* of the config if it exists, in "
+        "the foreground; refused for an address that is not on IF (needs root)",
+        "bondha announce --interface eth1 203.0.113.1")
+    announce.add_argument("--interface", required=True, metavar="IF",
+                          help="the interface the addresses are on")
+    announce.add_argument("address", nargs="+", metavar="ADDRESS")
     command("demo", cmd_demo, "fail over and back against a built-in stand-in server",
             "bondha demo")
     return parser
@@ -236,15 +247,19 @@ def _keepalived_config_parser(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--interface", required=True, help="the interface of the private IP")
     sub.add_argument("--src", required=True, metavar="IP", help="this bonder's private IP")
     sub.add_argument("--peer", required=True, metavar="IP", help="the other bonder's private IP")
-    sub.add_argument("--auth-pass", required=True, metavar="PASS",
-                     help="VRRP password, the same on both bonders (at most 8 characters)")
+    sub.add_argument("--auth-pass", default="", metavar="PASS",
+                     help="VRRP password, the same on both bonders (at most 8 characters); "
+                          "required with VRRPv2, refused with v3 (which has none)")
     sub.add_argument("--priority", type=int,
                      help="10 on the master (the default); 1 to 9 on the backup (default 9)")
     sub.add_argument("--router-id", type=int, default=2,
                      help="virtual_router_id, the same on both (default %(default)s)")
     sub.add_argument("--instance", default="VI_1", help="vrrp_instance name (default %(default)s)")
     sub.add_argument("--advert-int", type=float, default=1.0,
-                     help="seconds between adverts (default %(default)g)")
+                     help="seconds between adverts (default %(default)g); below 1 s, e.g. "
+                          "0.2, takes VRRPv3 and a dead master is noticed in under 1 s")
+    sub.add_argument("--vrrp-version", type=int, choices=[2, 3],
+                     help="default: 3 for a sub-second --advert-int, else 2")
     sub.add_argument("--track-script", default=DEFAULT_TRACK_SCRIPT, metavar="COMMAND",
                      help="health check; '' for none (default %(default)r)")
     sub.add_argument("--hook", default=DEFAULT_HOOK, metavar="PATH",

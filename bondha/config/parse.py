@@ -39,6 +39,9 @@ from .settings import CREDENTIAL_NAME, PASSWORD_ENV, ApiSettings, Config, HaSett
 from .values import (
     INSTANCE_NAME,
     Invalid,
+    as_announce_count,
+    as_announce_interval,
+    as_announce_repeat_delay,
     as_api_version,
     as_attempts,
     as_base_url,
@@ -407,6 +410,18 @@ def _read_ha(report: Report, values: Values) -> HaSettings:
         float_unpaired=optional(
             report, values, "float_unpaired", as_boolean, _HA_DEFAULTS.float_unpaired,
             section=HA,
+        ),
+        announce_count=optional(
+            report, values, "announce_count", as_announce_count, _HA_DEFAULTS.announce_count,
+            section=HA,
+        ),
+        announce_interval=optional(
+            report, values, "announce_interval", as_announce_interval,
+            _HA_DEFAULTS.announce_interval, section=HA,
+        ),
+        announce_repeat_delay=optional(
+            report, values, "announce_repeat_delay", as_announce_repeat_delay,
+            _HA_DEFAULTS.announce_repeat_delay, section=HA,
         ),
     )
 

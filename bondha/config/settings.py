@@ -74,6 +74,11 @@ class HaSettings:
     # other bond. Off: such an object is left as it is, since disabling it can only make its
     # address dark (a typo in [bond], or the bonders' private link listed as floating).
     float_unpaired: bool = False
+    # Announcing a moved connected IP (bondha.node.announce, docs/operators.md): rounds per
+    # burst (0: off), seconds between them, seconds until the burst is sent once more (0: never).
+    announce_count: int = 5
+    announce_interval: float = 0.2
+    announce_repeat_delay: float = 5.0
 
 @attrs.frozen
 class Config:

@@ -18,7 +18,8 @@ from urllib.parse import urlsplit
 from .ini import ADMIN, MAX_ID_DIGITS, Report, Value, Values
 from .settings import API_VERSIONS
 
-__all__ = ["DISABLE_FAILURE_POLICIES", "INSTANCE_NAME", "Invalid", "as_api_version", "as_attempts",
+__all__ = ["DISABLE_FAILURE_POLICIES", "INSTANCE_NAME", "Invalid", "as_announce_count",
+           "as_announce_interval", "as_announce_repeat_delay", "as_api_version", "as_attempts",
            "as_base_url", "as_boolean", "as_delay", "as_disable_failure_policy", "as_interval",
            "as_max_pages", "as_path", "as_pool_size", "as_positive_id", "as_seconds", "as_settle",
            "as_size", "as_timeout", "convert_value", "is_loopback", "optional", "required"]
@@ -254,6 +255,29 @@ def as_interval(text: str) -> float:
     seconds = as_seconds(text, zero_ok=False)
     if seconds < 0.1:
         raise Invalid("must be 0.1 seconds or more; a management server is no load-test target")
+    return seconds
+
+
+def as_announce_count(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,3}", text.strip()):
+        raise Invalid("not a whole number from 0 (off) to 100")
+    count = int(text)
+    if count > 100:
+        raise Invalid("must be 100 or less; a burst floods the customer's LAN")
+    return count
+
+
+def as_announce_interval(text: str) -> float:
+    seconds = as_seconds(text, zero_ok=True)
+    if seconds > 10:
+        raise Invalid("must be 10 seconds or less; the burst would outlast a neighbour cache")
+    return seconds
+
+
+def as_announce_repeat_delay(text: str) -> float:
+    seconds = as_seconds(text, zero_ok=True)
+    if seconds > 600:
+        raise Invalid("must be 600 seconds or less (0: no repeat)")
     return seconds
 
 

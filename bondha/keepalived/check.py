@@ -82,8 +82,10 @@ def check_keepalived_text(
     if len(notified) + (1 if fifo_paths else 0) > 1 or (len(instances) > 1 and fifo_paths):
         warn(None, "more than one vrrp_instance reports to bondha; each MASTER transition "
              "moves the floating objects")
+    version = _first(globals_.find("vrrp_version")) or "2"
     for instance in instances:
-        _check_instance(instance, found, notified=bool(fifo_paths), config_path=config_path)
+        _check_instance(instance, found, notified=bool(fifo_paths), config_path=config_path,
+                        version=_first(instance.find("version")) or version)
     return sorted(found.items, key=lambda f: f.line or 0)
 
 
@@ -99,7 +101,7 @@ class _Findings:
 
 
 def _check_instance(instance: Node, found: _Findings, *, notified: bool,
-                    config_path: str | None) -> None:
+                    config_path: str | None, version: str = "2") -> None:
     name = _first(instance) or "?"
     for keyword in ("interface", "virtual_router_id"):
         if _first(instance.find(keyword)) is None:
@@ -108,9 +110,18 @@ def _check_instance(instance: Node, found: _Findings, *, notified: bool,
     if nopreempt is not None:
         found.warn(nopreempt.line, f"vrrp_instance {name}: nopreempt keeps the backup active "
                    "after the master recovers; the how-to expects the master to take over again")
+    advert = instance.find("advert_int")
+    text = _first(advert)
+    if advert is not None and version != "3" and text and not text.isdigit():
+        found.error(advert.line, f"vrrp_instance {name}: advert_int {text} needs vrrp_version 3; "
+                    "VRRPv2 counts whole seconds")
     auth = instance.find("authentication")
     auth_pass = _first(auth.find("auth_pass")) if auth else None
-    if auth is None or auth_pass is None:
+    if version == "3":
+        if instance.find("virtual_ipaddress") is None:
+            found.error(instance.line, f"vrrp_instance {name}: VRRPv3 without "
+                        "virtual_ipaddress; keepalived refuses to run the instance")
+    elif auth is None or auth_pass is None:
         found.warn(auth.line if auth else instance.line, f"vrrp_instance {name}: no "
                    "authentication; any host on the link can claim to be master")
     elif len(auth_pass) > AUTH_PASS_MAX:

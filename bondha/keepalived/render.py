@@ -18,7 +18,8 @@ from ..model import Role
 from .events import MASTER_PRIORITY
 from .install import DEFAULT_HOOK, DEFAULT_SCRIPT_USER, DEFAULT_TRACK_SCRIPT
 
-__all__ = ["AUTH_PASS_MAX", "KeepalivedSettings", "render_keepalived_conf"]
+__all__ = ["AUTH_PASS_MAX", "KeepalivedSettings", "render_keepalived_conf",
+           "v3_filler_address"]
 
 AUTH_PASS_MAX = 8  # VRRPv2 simple authentication: keepalived uses the first 8 characters
 _SAFE_WORD = re.compile(r"[A-Za-z0-9_.:/@%+=,-]+")
@@ -52,6 +53,8 @@ class KeepalivedSettings:
     config_path: str | None = None  # None: the hook's default path, no --config argument
     fifo: str | None = None  # set: keepalived writes events here for `bondha daemon`
     script_user: str = DEFAULT_SCRIPT_USER
+    # 3 for a sub-second advert_int (VRRPv2 counts whole seconds); v3 has no authentication.
+    vrrp_version: int = 2
 
     @classmethod
     def create(
@@ -71,20 +74,25 @@ class KeepalivedSettings:
         config_path: str | None = None,
         fifo: str | None = None,
         script_user: str = DEFAULT_SCRIPT_USER,
+        vrrp_version: int | None = None,
     ) -> KeepalivedSettings:
-        """Validated settings; a :class:`~bondha.errors.UsageError` names the bad option."""
+        """Validated settings; a :class:`~bondha.errors.UsageError` names the bad option.
+
+        ``vrrp_version`` None: 3 when ``advert_int`` is not a whole number of seconds, else 2.
+        """
         if priority is None:
             priority = MASTER_PRIORITY if role is Role.MASTER else MASTER_PRIORITY - 1
         _check_priority_option(role, priority)
         src, peer = _check_addresses(src, peer)
         if not 1 <= router_id <= 255:
             raise UsageError(f"--router-id {router_id}: must be 1 to 255")
-        if not 0 < advert_int <= 255:
-            raise UsageError(f"--advert-int {advert_int:g}: must be more than 0 and at most 255")
-        if not auth_pass or len(auth_pass) > AUTH_PASS_MAX:
+        vrrp_version = _check_vrrp_version(advert_int, vrrp_version, auth_pass)
+        if vrrp_version == 3:
+            auth_pass = ""
+        elif not auth_pass or len(auth_pass) > AUTH_PASS_MAX:
             raise UsageError(f"--auth-pass: must be 1 to {AUTH_PASS_MAX} characters (VRRP "
                              "simple authentication ignores the rest)")
-        if not _SAFE_WORD.fullmatch(auth_pass):  # not shown: it is a password
+        if auth_pass and not _SAFE_WORD.fullmatch(auth_pass):  # not shown: it is a password
             raise UsageError("--auth-pass: use letters, digits and _.:/@%+=,- only")
         for option, value in (("--interface", interface), ("--instance", instance),
                               ("--script-user", script_user)):
@@ -98,12 +106,41 @@ class KeepalivedSettings:
             raise UsageError(f"--track-script {track_script!r}: an absolute path and its "
                              "arguments, without quotes")
         return cls(role, interface, src, peer, auth_pass, priority, router_id, instance,
-                   advert_int, track_script, hook, config_path, fifo, script_user)
+                   advert_int, track_script, hook, config_path, fifo, script_user,
+                   vrrp_version)
 
     @property
     def notify_command(self) -> str:
         """The hook and, when the config is not at its default path, ``--config PATH``."""
         return self.hook + (f" --config {self.config_path}" if self.config_path else "")
+
+
+_V3_MAX_ADVERT = 40.95  # VRRPv3 carries the interval in 12 bits of centiseconds
+
+
+def _check_vrrp_version(advert_int: float, version: int | None, auth_pass: str) -> int:
+    whole = advert_int == int(advert_int)
+    if version is None:
+        version = 2 if whole else 3
+    if version == 2:
+        if not whole or not 1 <= advert_int <= 255:
+            raise UsageError(f"--advert-int {advert_int:g}: VRRPv2 takes whole seconds from 1 "
+                             "to 255; for sub-second detection use --vrrp-version 3")
+        return 2
+    if version != 3:
+        raise UsageError(f"--vrrp-version {version}: must be 2 or 3")
+    if not 0.01 <= advert_int <= _V3_MAX_ADVERT or round(advert_int * 100, 6) % 1:
+        raise UsageError(f"--advert-int {advert_int:g}: VRRPv3 takes 0.01 to "
+                         f"{_V3_MAX_ADVERT:g} seconds in steps of 0.01")
+    if auth_pass:
+        raise UsageError("--auth-pass: VRRPv3 has no authentication (RFC 5798 removed it); "
+                         "drop --auth-pass, and keep VRRP on the private link only")
+    return 3
+
+
+def v3_filler_address(router_id: int) -> str:
+    """The virtual address VRRPv3 adverts carry: the same on both bonders, one per router id."""
+    return f"169.254.66.{router_id}"
 
 
 def _check_priority_option(role: Role, priority: int) -> None:
@@ -144,6 +181,12 @@ def render_keepalived_conf(settings: KeepalivedSettings) -> str:
         "    enable_script_security",
         f"    script_user {s.script_user}",
     ]
+    if s.vrrp_version == 3:
+        lines += [
+            f"    # VRRPv3 (RFC 5798): adverts every {s.advert_int:g} s, a dead master noticed",
+            "    # after about 3 of them; both bonders must speak the same version.",
+            "    vrrp_version 3",
+        ]
     if s.fifo:
         lines += [
             "    # keepalived writes each transition here; `bondha daemon` reads it, retries",
@@ -175,11 +218,23 @@ def render_keepalived_conf(settings: KeepalivedSettings) -> str:
         "    unicast_peer {",
         f"        {s.peer}",
         "    }",
-        "    authentication {",
-        "        auth_type PASS",
-        f"        auth_pass {s.auth_pass}",
-        "    }",
     ]
+    if s.vrrp_version == 3:
+        lines += [
+            "    # keepalived's VRRPv3 needs a virtual address in its adverts; bondha moves no",
+            "    # address through keepalived, so this link-local one only fills the advert",
+            "    # (on lo, scope host: nothing on the network ever sees it).",
+            "    virtual_ipaddress {",
+            f"        {v3_filler_address(s.router_id)}/32 dev lo scope host",
+            "    }",
+        ]
+    if s.vrrp_version == 2:
+        lines += [
+            "    authentication {",
+            "        auth_type PASS",
+            f"        auth_pass {s.auth_pass}",
+            "    }",
+        ]
     if s.track_script:
         lines += ["    track_script {", "        chk_node", "    }"]
     if not s.fifo:

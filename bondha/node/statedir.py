@@ -187,6 +187,34 @@ class StateDir:
         self.fd = fd
         return self
 
+    def attach(self) -> bool:
+        """Hold the directory open if it exists, for a record of a process that runs beside
+        the hook: the announcer of :mod:`bondha.node.announce`, which the bonding software
+        runs as root. False when there is no directory (it is never created here).
+
+        Checked as :meth:`ensure` checks it, but for the user who owns it when root asks:
+        root may keep its own records in the directory of the hook's user (written through
+        the held descriptor, no symbolic link followed), never the node's event record.
+        """
+        try:
+            owner = os.stat(self.path).st_uid
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise StateDirError(f"state directory {self.path}: cannot use it: "
+                                f"{exc.strerror or exc}") from None
+        try:
+            fd = open_private_dir(self.path, owner if os.geteuid() == 0 else None)
+        except UnsafePath as exc:
+            raise StateDirError(f"state directory {self.path}: {exc}") from None
+        except OSError as exc:
+            raise StateDirError(f"state directory {self.path}: cannot use it: "
+                                f"{exc.strerror or exc}") from None
+        if self.fd is not None:
+            os.close(self.fd)
+        self.fd = fd
+        return True
+
     # -- files, through the held descriptor once there is one ------------------------------
 
     def _where(self, name: str) -> tuple[str, int | None]:

@@ -174,17 +174,20 @@ class TestBed:
     def ip(self, ns: str, *args: str) -> None:
         _run("ip", "-n", self.ns(ns), *args)
 
-    def build_network(self) -> None:
-        for name in ("br", "m", "b", "s"):
+    def build_network(self, *, private: bool = True, extra: Sequence[str] = ()) -> None:
+        """``private`` False: the bonders' private /30 is left to the bonding stand-in;
+        ``extra``: more namespaces on the bridge, with no address (e.g. a router)."""
+        for name in ("br", "m", "b", "s", *extra):
             _run("ip", "netns", "add", self.ns(name))
             self.namespaces.append(self.ns(name))
             self.ip(name, "link", "set", "lo", "up")
         self.ip("br", "link", "add", "br0", "type", "bridge")
         self.ip("br", "link", "set", "br0", "up")
-        addresses = {
-            "m": [f"{PRIVATE['master'][0]}/30", f"{MANAGEMENT['master']}/24"],
-            "b": [f"{PRIVATE['backup'][0]}/30", f"{MANAGEMENT['backup']}/24"],
+        addresses: dict[str, list[str]] = {
+            "m": [f"{PRIVATE['master'][0]}/30"] * private + [f"{MANAGEMENT['master']}/24"],
+            "b": [f"{PRIVATE['backup'][0]}/30"] * private + [f"{MANAGEMENT['backup']}/24"],
             "s": [f"{SERVER_IP}/24"],
+            **{name: [] for name in extra},
         }
         for name, cidrs in addresses.items():
             _run("ip", "link", "add", "eth0", "netns", self.ns(name), "type", "veth",
@@ -353,13 +356,19 @@ class TestBed:
         return [Event.parse(line) for line in lines if line.strip()]
 
     def render_keepalived(self, role: str, config: Path, *, hook: Path | None = None,
-                          fifo: Path | None = None, script_user: str = SCRIPT_USER) -> Path:
-        """keepalived.conf of one bonder, exactly as `bondha keepalived-config` renders it."""
+                          fifo: Path | None = None, script_user: str = SCRIPT_USER,
+                          advert_int: float = 1.0) -> Path:
+        """keepalived.conf of one bonder, exactly as `bondha keepalived-config` renders it.
+
+        A sub-second ``advert_int`` renders VRRPv3, which has no password."""
         src, peer = PRIVATE[role]
         extra = ["--fifo", str(fifo)] if fifo else ["--hook", str(hook)]
+        extra += ["--advert-int", f"{advert_int:g}"]
+        if advert_int == int(advert_int):
+            extra += ["--auth-pass", AUTH_PASS]
         rendered = _run(self.python, "-m", "bondha", "--config", str(config), "keepalived-config",
                         "--role", role, "--interface", "eth0", "--src", src, "--peer", peer,
-                        "--auth-pass", AUTH_PASS, "--track-script", "/bin/true",
+                        "--track-script", "/bin/true",
                         "--script-user", script_user, *extra)
         path = self.workdir / f"keepalived-{role}.conf"
         path.write_text(rendered.stdout)
