@@ -111,7 +111,7 @@ def test_fleet_check_apply_rerun(server: StandInServer, work: Path, inventory: P
         if pair.number != WRONG:
             assert converged(server, pair), pair.name
             result = apply.results[pair.name]["result"]
-            assert result["schema"] == "bondha.result/1"
+            assert result["schema"] == "bondha.result/2"
             assert result["converged"] is True
     assert not converged(server, by_name(WRONG))
 

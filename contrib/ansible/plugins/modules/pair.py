@@ -61,7 +61,7 @@ plan:
   type: dict
 result:
   description: >-
-    What was done (schema C(bondha.result/1)): C(done), C(failed), C(skipped), C(remaining),
+    What was done (schema C(bondha.result/2)): C(done), C(failed), C(skipped), C(remaining),
     C(converged), C(requests).
   returned: when the pair could be read
   type: dict
