@@ -38,3 +38,17 @@ def test_top_level_help_shows_an_example_of_every_command() -> None:
     examples = text.split("examples:\n", 1)[1]
     for command in COMMANDS:
         assert f" {command} " in examples or f" {command}\n" in examples, command
+
+
+@pytest.mark.parametrize("command", [["demo"], ["daemon"], ["announce", "--interface", "lo",
+                                                            "192.0.2.1"],
+                                     ["keepalived-config", "--role", "master", "--interface",
+                                      "eth1", "--src", "192.168.66.1", "--peer",
+                                      "192.168.66.2", "--auth-pass", "x"]])
+def test_json_is_refused_where_no_json_document_is_printed(
+        command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # Nothing a user asked for is silently ignored: these print text only.
+    assert main(["--json", *command]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"--json: bondha {command[0]} prints no JSON document" in captured.err

@@ -45,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 # Commands whose result on stdout repeats their log lines (see bondha.log).
 _REPORTS = frozenset({"plan", "apply", "check"})
+# Commands that print no JSON document: --json with them is refused, not ignored.
+_NO_JSON = frozenset({"keepalived-config", "daemon", "demo", "announce"})
 
 
 def _stdout_closed() -> int:
@@ -61,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import BondhaError, ConfigError
 
     try:
+        if args.json and args.command in _NO_JSON:
+            from ..errors import UsageError
+
+            raise UsageError(f"--json: bondha {args.command} prints no JSON document; "
+                             "leave --json out")
         code: int = args.func(args)
     except ConfigError as exc:
         for problem in exc.problems:
