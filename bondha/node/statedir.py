@@ -174,18 +174,21 @@ class StateDir:
             raise StateDirError(f"state directory {self.path}: cannot create it: "
                                 f"{exc.strerror or exc}") from None
         self._refuse_root_on_the_hook_users_dir()
+        self._hold(None, "; another user could forge events")
+        return self
+
+    def _hold(self, owner: int | None, unsafe: str = "") -> None:
+        """Open the checked directory and keep it: every file in it is reached through it."""
         try:
-            fd = open_private_dir(self.path)
+            fd = open_private_dir(self.path, owner)
         except UnsafePath as exc:
-            raise StateDirError(f"state directory {self.path}: {exc}; another user could "
-                                "forge events") from None
+            raise StateDirError(f"state directory {self.path}: {exc}{unsafe}") from None
         except OSError as exc:
             raise StateDirError(f"state directory {self.path}: cannot use it: "
                                 f"{exc.strerror or exc}") from None
         if self.fd is not None:
             os.close(self.fd)
         self.fd = fd
-        return self
 
     def attach(self) -> bool:
         """Hold the directory open if it exists, for a record of a process that runs beside
@@ -203,16 +206,7 @@ class StateDir:
         except OSError as exc:
             raise StateDirError(f"state directory {self.path}: cannot use it: "
                                 f"{exc.strerror or exc}") from None
-        try:
-            fd = open_private_dir(self.path, owner if os.geteuid() == 0 else None)
-        except UnsafePath as exc:
-            raise StateDirError(f"state directory {self.path}: {exc}") from None
-        except OSError as exc:
-            raise StateDirError(f"state directory {self.path}: cannot use it: "
-                                f"{exc.strerror or exc}") from None
-        if self.fd is not None:
-            os.close(self.fd)
-        self.fd = fd
+        self._hold(owner if os.geteuid() == 0 else None)
         return True
 
     # -- files, through the held descriptor once there is one ------------------------------
