@@ -44,6 +44,17 @@ def server(fixture: Fixture) -> Iterator[StandInServer]:
         yield running
 
 
+@pytest.fixture(scope="session")
+def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The single-file build (scripts/build-zipapp), made once for every test that runs it."""
+    out = tmp_path_factory.mktemp("dist") / "bondha.pyz"
+    build = subprocess.run([str(ROOT / "scripts" / "build-zipapp"), str(out)],
+                           capture_output=True, text=True, timeout=300, check=False,
+                           env={**os.environ, "PYTHON": sys.executable})
+    assert build.returncode == 0, build.stderr
+    return out
+
+
 def write_config(path: Path, text: str) -> Path:
     path.write_text(text)
     path.chmod(0o600)

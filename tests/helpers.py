@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import threading
 from pathlib import Path
 
@@ -49,3 +51,19 @@ def node_config(path: Path, server: StandInServer, fixture: Fixture, **bondha_op
     text += "[bondha]\n" + "".join(f"{k} = {v}\n" for k, v in ha.items())
     return write_config(path, text)
 
+
+
+def user_exists(name: str) -> bool:
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+def group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+    except KeyError:
+        return False
+    return True

@@ -44,16 +44,6 @@ NOBODY_GROUP = grp.getgrgid(NOBODY.pw_gid).gr_name
 
 
 @pytest.fixture(scope="module")
-def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist") / "bondha.pyz"
-    build = subprocess.run([str(ROOT / "scripts" / "build-zipapp"), str(out)],
-                           capture_output=True, text=True, timeout=300, check=False,
-                           env={**os.environ, "PYTHON": sys.executable})
-    assert build.returncode == 0, build.stderr
-    return out
-
-
-@pytest.fixture(scope="module")
 def server() -> Iterator[StandInServer]:
     with StandInServer(FIXTURE) as running:
         yield running

@@ -9,7 +9,6 @@ a failure there). ``-m "not deb"`` leaves them out.
 
 from __future__ import annotations
 
-import grp
 import os
 import pwd
 import re
@@ -27,6 +26,7 @@ from bondha.keepalived.install import DEFAULT_HOOK, DEFAULT_SCRIPT_USER
 from bondha.model import Kind
 from bondha.testing import Fixture, StandInServer
 from tests.conftest import ROOT, wait_for
+from tests.helpers import group_exists, user_exists
 
 REQUIRE_ENV = "BONDHA_REQUIRE_E2E"
 EXAMPLE = ROOT / "contrib" / "swap-active-bond.conf.example"
@@ -94,28 +94,12 @@ def _cannot_install() -> str | None:
     if subprocess.run(["dpkg-query", "-W", "bondha"], capture_output=True,
                       check=False).returncode == 0:
         return "a bondha package is installed on this machine; the test would purge it"
-    for present, what in ((_user_exists("bondha"), "a 'bondha' user exists"),
+    for present, what in ((user_exists("bondha"), "a 'bondha' user exists"),
                           (CONFIG.exists(), f"{CONFIG} exists"),
                           (PASSWORD.exists(), f"{PASSWORD} exists")):
         if present:
             return f"{what} on this machine; the test would replace or remove it"
     return None
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
-
-
-def _group_exists(name: str) -> bool:
-    try:
-        grp.getgrnam(name)
-    except KeyError:
-        return False
-    return True
 
 
 @pytest.fixture(scope="module")
@@ -351,8 +335,8 @@ def test_upgrade_keeps_the_config_and_purge_leaves_nothing(installed: Path,
     # rest of what the package made is gone: files, byte code, /run/bondha, the user.
     assert CONFIG.read_text() == "[bondingadmin]\n# the operator's\n"
     CONFIG.unlink()
-    assert not _user_exists("bondha")
-    assert not _group_exists("bondha")
+    assert not user_exists("bondha")
+    assert not group_exists("bondha")
     assert bondha_paths() - _before_install == set()
     for path in [*INSTALLED, Path("/run/bondha"), Path("/usr/lib/bondha")]:
         assert not path.exists(), path

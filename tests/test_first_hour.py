@@ -24,16 +24,9 @@ import pytest
 import bondha
 from tests.conftest import bondha as run_bondha
 from tests.conftest import run, wait_for, write_config
+from tests.helpers import user_exists
 
 NOBODY = "nobody"
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
 
 
 class StandIn:
@@ -297,7 +290,7 @@ def test_check_keepalived_flags_the_hook_interpreter_and_the_script_user(
     assert "script_user no-such-user-bondha names no user on this system" in out.stdout
 
 
-@pytest.mark.skipif(not _user_exists(NOBODY) or pwd.getpwnam(NOBODY).pw_uid == os.geteuid(),
+@pytest.mark.skipif(not user_exists(NOBODY) or pwd.getpwnam(NOBODY).pw_uid == os.geteuid(),
                     reason="needs a user 'nobody' other than this one")
 def test_check_keepalived_flags_a_script_user_that_cannot_read_the_config(
         standin: StandIn, tmp_path: Path) -> None:
@@ -320,7 +313,7 @@ def test_check_counts_the_keepalived_warnings(standin: StandIn, tmp_path: Path) 
     assert out.stdout.rstrip().endswith(f"check passed with {warned} warnings"), out.stdout
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not _user_exists(NOBODY),
+@pytest.mark.skipif(os.geteuid() != 0 or not user_exists(NOBODY),
                     reason="root running the hook by hand, with a user 'nobody' to be")
 def test_root_running_the_hook_by_hand_is_told_to_run_it_as_the_hook_user(
         standin: StandIn, tmp_path: Path, state_dir: Path) -> None:

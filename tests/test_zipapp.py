@@ -19,19 +19,8 @@ from packaging.utils import canonicalize_name
 
 from bondha.model import Kind
 from bondha.testing import StandInServer
-from tests.conftest import ROOT
 
 OLDEST_PYTHON = "3.9"
-
-
-@pytest.fixture(scope="module")
-def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("dist") / "bondha.pyz"
-    build = subprocess.run([str(ROOT / "scripts" / "build-zipapp"), str(out)],
-                           capture_output=True, text=True, timeout=300, check=False,
-                           env={**os.environ, "PYTHON": sys.executable})
-    assert build.returncode == 0, build.stderr
-    return out
 
 
 def run_file(*args: str, config: Path | None = None,
