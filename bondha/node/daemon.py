@@ -39,6 +39,7 @@ from ..result import Result
 from ..securepath import UnsafePath, check_parents, fifo_problem
 from .statedir import StateDir, Ticket
 from .transition import (
+    DRIFT_CONFIRM,
     HANDBACK_GRACE,
     apply_transition,
     handback_role,
@@ -217,18 +218,19 @@ class Daemon:
             self._adopt(last, "recorded by another bondha process")
         converged = True
         if self.role is not None and self.ticket is not None:
-            converged = self._apply(self.role, self.ticket, periodic=True)
+            converged = self._apply(self.role, self.ticket, periodic=True,
+                                    confirm=DRIFT_CONFIRM)
         self.checks += 1
         return converged
 
     def _apply(self, role: Role, ticket: Ticket, *, periodic: bool,
-               trigger: str | None = None, grace: float = 0.0) -> bool:
+               trigger: str | None = None, grace: float = 0.0, confirm: float = 0.0) -> bool:
         try:
             result = apply_transition(self.config, role, self.state, ticket,
                                       transport=self._transport or self._warm,
                                       stopping=self.stopping, source="daemon",
                                       trigger=trigger or ("check" if periodic else "event"),
-                                      grace=grace)
+                                      grace=grace, confirm=confirm)
         except BondhaError as exc:
             log.error("%s: %s", "drift check" if periodic else f"event {ticket.seq}", exc)
             return False

@@ -36,8 +36,8 @@ from .journal import reconcile_record, transition_record
 from .publish import publish
 from .statedir import StateDir, Ticket, state_dir_of
 
-__all__ = ["HANDBACK_GRACE", "apply_transition", "handback_role", "notify", "open_state_dir",
-           "record_event", "settle_checks"]
+__all__ = ["DRIFT_CONFIRM", "HANDBACK_GRACE", "apply_transition", "handback_role", "notify",
+           "open_state_dir", "record_event", "settle_checks"]
 
 log = logging.getLogger("bondha")
 
@@ -77,6 +77,7 @@ def apply_transition(
     trigger: str = "event",
     settle: float = 0.0,
     grace: float = 0.0,
+    confirm: float = 0.0,
 ) -> Result:
     """Make ``role``'s bond active for ``ticket``'s event, under the node's apply lock.
 
@@ -85,7 +86,10 @@ def apply_transition(
     Either way the run is journaled (``source`` "hook" or "daemon", ``trigger`` "event",
     "check" or "handback") and counted in the metrics. With ``settle`` the run, once
     verified, keeps checking (and repairing) for that many seconds; with ``grace`` it waits
-    that long, holding the lock, before it reads.
+    that long, holding the lock, before it reads. With ``confirm`` (the daemon's drift
+    checks) a difference found is written only if it is still there that many seconds later
+    and no newer event came meanwhile: the peer taking over moves the objects a moment before
+    keepalived tells this node, and a repair in that moment would undo the takeover.
     """
     started = time.monotonic()
 
@@ -96,7 +100,7 @@ def apply_transition(
 
     try:
         result = _apply(config, role, state, ticket, transport=transport, stopping=stopping,
-                        settle=settle, grace=grace)
+                        settle=settle, grace=grace, confirm=confirm)
     except Exception as exc:
         record(None, exc)
         raise
@@ -107,11 +111,18 @@ def apply_transition(
 def _apply(config: Config, role: Role, state: StateDir, ticket: Ticket, *,
            transport: httpx.AsyncBaseTransport | None,
            stopping: Callable[[], str | None] | None, settle: float,
-           grace: float) -> Result:
+           grace: float, confirm: float = 0.0) -> Result:
     guard = state.guard(ticket, stopping)
     try:
         with state.hold(ticket, timeout=_lock_wait(config), stopping=stopping):
             _sleep_until(time.monotonic() + grace, guard)
+            if confirm > 0:
+                seen = reconcile(config, role, dry_run=True, transport=transport, guard=guard)
+                if not seen.plan:
+                    return seen  # nothing differs: the check only read
+                log.info("drift seen (%s); repaired in %.1fs unless a newer keepalived event "
+                         "comes first", seen.plan.summary(), confirm)
+                _sleep_until(time.monotonic() + confirm, guard)
             result = reconcile(config, role, transport=transport, guard=guard)
             if settle > 0 and result.converged:
                 result = _settle(config, role, result, settle, transport=transport, guard=guard)
@@ -125,6 +136,9 @@ def _apply(config: Config, role: Role, state: StateDir, ticket: Ticket, *,
 #: MASTER run has usually moved everything by then, so the handback only reads, instead of
 #: writing every object a second time.
 HANDBACK_GRACE = 0.5
+#: Seconds a drift the daemon found must last before it is repaired (``confirm``): longer
+#: than keepalived takes to tell this node that the peer took over.
+DRIFT_CONFIRM = 0.5
 _FIRST_SETTLE_GAP = 0.25  # seconds to the first check of the settle window; gaps then double
 
 
