@@ -43,8 +43,9 @@ if TYPE_CHECKING:
     from .result import Failure, Result
     from .retry import RetryPolicy
 
-# The pure layers above load eagerly; these pull in httpx and tenacity, so they load on
-# first use: importing bondha.model or bondha.testing stays free of the HTTP stack.
+# The pure layers above load eagerly; these pull in asyncio and h11 (tenacity after a failed
+# call), so they load on first use: importing bondha.model or bondha.testing stays free of
+# the HTTP stack.
 _LAZY = {
     "ApiClient": "client",
     "Failure": "result",

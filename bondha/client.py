@@ -3,24 +3,23 @@
 Each operation is one or a few requests through the transport (:mod:`bondha.transport`),
 retried as :mod:`bondha.retry` allows; each answer becomes a model value or one
 :mod:`bondha.errors` exception (:mod:`bondha.responses`). Tests and users inject an
-``httpx.AsyncBaseTransport``; nothing is global.
+``httpx.AsyncBaseTransport`` (or a :class:`bondha.wire.Wire`); nothing is global, and
+httpx is loaded only for a transport of its own (:mod:`bondha.httpxwire`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Collection, Iterator
-from typing import Any, Callable, TypeVar
+from collections.abc import Collection, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Union
 from urllib.parse import urljoin, urlsplit
 
 import attrs
-import httpx
 
 from . import retry
 from .config.settings import ApiSettings, Config, HaSettings
@@ -45,7 +44,20 @@ from .responses import (
     shape,
 )
 from .retry import RetryPolicy
-from .transport import AnswerTooLarge, default_transport
+from .transport import default_transport
+from .wire import (
+    Answer,
+    AnswerTooLarge,
+    InvalidURL,
+    Request,
+    TimedOut,
+    Wire,
+    WireError,
+    json_body,
+)
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["DEFAULT_POOL_SIZE", "ApiClient", "Counters", "client_for"]
 
@@ -56,9 +68,9 @@ _READ_ATTEMPTS = retry.UNTIL_DEADLINE
 # Without a run's deadline (a library caller, discover), one request and its whole answer
 # take at most this many read timeouts: a server that trickles must still end.
 _TIMEOUTS_PER_EXCHANGE = 3
-_SLICE = 0.05  # seconds between guard calls while a request waits (other transports)
 log = logging.getLogger("bondha.client")
-T = TypeVar("T")
+# What carries the requests: bondha's own wire, or any httpx transport (tests, users).
+Transport = Union["httpx.AsyncBaseTransport", Wire]
 
 
 @attrs.define
@@ -73,8 +85,9 @@ class ApiClient:
     """Reads and toggles routing objects, retrying what a retry can fix.
 
     Use as ``async with ApiClient(settings) as api: ...``. ``transport``
-    replaces the network (``httpx.MockTransport``, an ASGI app, a test
-    server's transport); ``pool_size`` bounds the connections kept open;
+    replaces the network (``httpx.MockTransport``, an ASGI app, httpx's
+    HTTP/2 transport, or a :class:`bondha.wire.Wire`); ``pool_size`` bounds
+    the connections kept open;
     ``guard`` is called before each write and may raise to stop the writing.
     """
 
@@ -83,7 +96,7 @@ class ApiClient:
         settings: ApiSettings,
         *,
         policy: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Transport | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
         guard: Callable[[], None] | None = None,
         max_body: int = DEFAULT_MAX_BODY,
@@ -104,12 +117,11 @@ class ApiClient:
         token = base64.b64encode(f"{settings.user}:{settings.password.value}".encode())
         # Requests go straight to the transport: httpx's client layer (URL merging, cookie
         # jar, auth flow, redirects) cost more CPU per request than the HTTP itself and does
-        # nothing bondha needs (docs/performance.md). The transport seam stays httpx's.
-        self._headers = httpx.Headers({"Accept": "application/json", "User-Agent": "bondha",
-                                       "Authorization": f"Basic {token.decode('ascii')}"})
-        self._transport = transport or default_transport(settings, pool_size, max_body)
-        self._bounds_itself = getattr(self._transport, "bounds_exchanges", False) is True
-        self._urls: dict[str, httpx.URL] = {}
+        # nothing bondha needs (docs/performance.md).
+        self._headers = [(b"accept", b"application/json"), (b"user-agent", b"bondha"),
+                         (b"authorization", b"Basic " + token)]
+        self._wire = _wire_for(transport, max_body) if transport is not None else (
+            default_transport(settings, pool_size, max_body))
 
     async def __aenter__(self) -> ApiClient:
         return self
@@ -118,7 +130,7 @@ class ApiClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._transport.aclose()
+        await self._wire.aclose()
 
     # -- URLs ---------------------------------------------------------------
 
@@ -274,53 +286,22 @@ class ApiClient:
             exc.args = (text,)
             raise
 
-    async def _exchange(self, method: str, url: str,
-                        body: dict[str, Any] | None) -> httpx.Response:
-        """One request through the transport, its body read whole; httpx's exceptions."""
+    async def _exchange(self, method: str, url: str, body: dict[str, Any] | None) -> Answer:
+        """One request through the wire, its answer read whole; :mod:`bondha.wire`'s
+        exceptions."""
         timeout = self._timeout()
-        parsed = self._urls.get(url)
-        if parsed is None:  # parsing a URL costs more than sending it; a run repeats each
-            parsed = self._urls[url] = httpx.URL(url)
         deadline = self.policy.deadline_at
         if deadline is None:
             deadline = time.monotonic() + _TIMEOUTS_PER_EXCHANGE * self.settings.timeout
         # The deadline bounds the whole exchange, not each read: a server that trickles a
         # byte per read timeout must not hold the run (and the apply lock) past it.
-        request = httpx.Request(method, parsed, headers=self._headers, json=body, extensions={
-            "timeout": {"connect": timeout, "read": timeout, "write": timeout,
-                        "pool": timeout},
-            "bondha.deadline": deadline, "bondha.interrupt": self.guard})
-        if self._bounds_itself:  # the lanes bound their waits themselves, at less cost
-            response = await self._transport.handle_async_request(request)
-            await response.aread()
-        else:
-            response = await _bounded(self._read_whole(request), deadline, self.guard)
-        response.request = request
-        return response
-
-    async def _read_whole(self, request: httpx.Request) -> httpx.Response:
-        """Another transport's answer, read up to ``max_body`` bytes."""
-        response = await self._transport.handle_async_request(request)
-        try:
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > self.max_body:
-                raise AnswerTooLarge(self.max_body)
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_raw():
-                size += len(chunk)
-                if size > self.max_body:
-                    raise AnswerTooLarge(self.max_body)
-                chunks.append(chunk)
-        finally:
-            await response.aclose()
-        headers = [(name, value) for name, value in response.headers.multi_items()
-                   if name.lower() not in ("content-encoding", "transfer-encoding")]
-        return httpx.Response(response.status_code, headers=headers, content=b"".join(chunks),
-                              extensions=response.extensions)
+        request = Request(method, url, headers=self._headers,
+                          body=b"" if body is None else json_body(body), timeout=timeout,
+                          deadline=deadline, interrupt=self.guard)
+        return await self._wire.exchange(request)
 
     async def _send(self, method: str, url: str, where: Where,
-                    body: dict[str, Any] | None) -> httpx.Response:
+                    body: dict[str, Any] | None) -> Answer:
         """One request; a failure to get any answer becomes a TransportError."""
         if self.guard is not None:
             self.guard()  # before reads too: a superseded run stops reading at once
@@ -336,11 +317,11 @@ class ApiClient:
         except AnswerTooLarge as exc:
             raise BadResponse(f"{method} {describe(where)}: {exc} ([bondha] max_body); not "
                               "read further", url=url) from None
-        except httpx.TimeoutException as exc:
+        except TimedOut as exc:
             raise TransportError(
                 f"{method} {describe(where)}: no answer from {origin(url)} in time "
                 f"({type(exc).__name__})", url=url) from None
-        except httpx.HTTPError as exc:
+        except WireError as exc:
             reason = _certificate_problem(exc)
             if reason is not None:
                 raise CertificateError(
@@ -358,32 +339,18 @@ class ApiClient:
                     f"({handshake}); not retried: {hint}", url=url) from None
             raise TransportError(f"{method} {describe(where)}: cannot reach {origin(url)}: "
                                  f"{one_line(str(exc)) or type(exc).__name__}", url=url) from None
-        except httpx.InvalidURL as exc:  # not an HTTPError: a hostile 'next' link can cause it
+        except InvalidURL as exc:  # a hostile 'next' link can cause it
             raise BadResponse(f"{method} {describe(where)}: unusable URL {url!r}: "
                               f"{one_line(str(exc))}", url=url) from None
 
 
-async def _bounded(aw: Awaitable[T], deadline: float,
-                   interrupt: Callable[[], None] | None) -> T:
-    """``aw`` within ``deadline`` (httpx's ReadTimeout after it), calling ``interrupt``
-    every :data:`_SLICE` seconds meanwhile: for transports other than the lanes."""
-    task = asyncio.ensure_future(aw)
-    try:
-        while True:
-            if interrupt is not None:
-                interrupt()
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise httpx.ReadTimeout("no whole answer before the deadline")
-            done, _ = await asyncio.wait({task}, timeout=min(_SLICE, left)
-                                         if interrupt is not None else left)
-            if done:
-                return task.result()
-    finally:
-        if not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+def _wire_for(transport: Transport, max_body: int) -> Wire:
+    """``transport`` as a wire: itself, or an httpx transport behind the adapter (which
+    reads at most ``max_body`` bytes of an answer, as the lanes do)."""
+    if isinstance(transport, Wire):
+        return transport
+    from .httpxwire import HttpxWire  # httpx is loaded already: the caller made one
+    return HttpxWire(transport, max_body)
 
 
 def _secret_forms(settings: ApiSettings) -> tuple[str, ...]:
@@ -399,18 +366,15 @@ def _secret_forms(settings: ApiSettings) -> tuple[str, ...]:
     return token, password
 
 
-def _without_secrets(response: httpx.Response, secrets: tuple[str, ...]) -> httpx.Response:
-    """The response with the credentials blanked out of its body, before any of it is quoted
+def _without_secrets(response: Answer, secrets: tuple[str, ...]) -> Answer:
+    """The answer with the credentials blanked out of its body, before any of it is quoted
     in a message (where a 60-character hint could otherwise show a piece of them)."""
     scrubbed = content = response.content
     for secret in secrets:
         scrubbed = scrubbed.replace(secret.encode(), b"********")
     if scrubbed == content:
         return response
-    headers = [(name, value) for name, value in response.headers.multi_items()
-               if name.lower() not in ("content-encoding", "content-length")]
-    return httpx.Response(response.status_code, headers=headers, content=scrubbed,
-                          request=response.request)
+    return response.with_content(scrubbed)
 
 
 def _certificate_problem(exc: BaseException) -> str | None:
@@ -437,7 +401,7 @@ def _handshake_problem(exc: BaseException) -> str | None:
     return None
 
 
-def client_for(config: Config, transport: httpx.AsyncBaseTransport | None = None,
+def client_for(config: Config, transport: Transport | None = None,
                pool_size: int | None = None,
                guard: Callable[[], None] | None = None) -> ApiClient:
     """A client whose retries all end by the config's deadline, counted from now."""

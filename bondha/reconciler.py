@@ -12,9 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import Callable
-
-import httpx
+from typing import TYPE_CHECKING, Callable
 
 from .client import ApiClient, client_for
 from .config import ApiSettings, Config
@@ -25,6 +23,9 @@ from .plan import Change, Plan, make_plan
 from .result import Failure, Live, Result, unserved_addresses
 from .retry import sleep as retry_sleep
 from .writes import Outcome, apply_plan
+
+if TYPE_CHECKING:
+    from .client import Transport
 
 __all__ = ["Failure", "Result", "aread_bonds", "aread_live", "areconcile", "read_bonds",
            "read_live", "reconcile"]
@@ -72,7 +73,7 @@ async def areconcile(
     role: Role,
     *,
     dry_run: bool = False,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
     pool_size: int | None = None,
     guard: Callable[[], None] | None = None,
 ) -> Result:
@@ -186,7 +187,7 @@ def reconcile(
     role: Role,
     *,
     dry_run: bool = False,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
     pool_size: int | None = None,
     guard: Callable[[], None] | None = None,
 ) -> Result:
@@ -221,7 +222,7 @@ def reconcile(
 def read_live(
     config: Config,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
     pool_size: int | None = None,
 ) -> Live:
     """Read every configured object of the pair (no writes)."""
@@ -238,7 +239,7 @@ def read_bonds(
     bond_ids: Iterable[int],
     kinds: Iterable[Kind] = tuple(Kind),
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
 ) -> list[RoutingObject]:
     """Every object of ``kinds`` on each bond (no writes); needs only ``[bondingadmin]``."""
 

@@ -10,8 +10,6 @@ import json
 from typing import Any, Callable, Union
 from urllib.parse import urlsplit
 
-import httpx
-
 from .errors import (
     ApiError,
     AuthError,
@@ -24,6 +22,7 @@ from .errors import (
 )
 from .model import Kind, ObjectRef, RoutingObject
 from .printable import printable
+from .wire import Answer
 
 __all__ = ["Where", "body_hint", "decode", "describe", "error_for", "item_id", "one_line",
            "origin", "parse_object", "shape"]
@@ -31,7 +30,7 @@ __all__ = ["Where", "body_hint", "decode", "describe", "error_for", "item_id", "
 Where = Union[ObjectRef, tuple[int, Kind], str]  # an object, a collection, or said in words
 
 
-def decode(response: httpx.Response, method: str, where: Where, user: str) -> Any:
+def decode(response: Answer, method: str, where: Where, user: str) -> Any:
     if response.is_success:
         if method != "GET" and (response.status_code == 204 or not response.content):
             return None
@@ -50,7 +49,7 @@ _ERRORS: dict[int, Callable[..., ApiError]] = {
 }
 
 
-def error_for(response: httpx.Response, method: str, where: Where, user: str) -> ApiError:
+def error_for(response: Answer, method: str, where: Where, user: str) -> ApiError:
     status = response.status_code
     detail = _detail(response)
     subject = describe(where)
@@ -109,7 +108,7 @@ def parse_object(data: Any, bond_id: int, kind: Kind,
                          printable(gateway) if gateway else None)
 
 
-def _detail(response: httpx.Response) -> str:
+def _detail(response: Answer) -> str:
     """The server's reason in one line: DRF's detail, field errors, or a hint of the body."""
     try:
         body = response.json()
@@ -128,7 +127,7 @@ def _flatten(value: Any) -> str:
     return str(value)
 
 
-def body_hint(response: httpx.Response) -> str:
+def body_hint(response: Answer) -> str:
     content_type = response.headers.get("content-type", "").split(";")[0].strip()
     if "html" in content_type or response.text.lstrip()[:1] == "<":
         return f"an HTML page{', ' + content_type if content_type else ''}"
@@ -136,7 +135,7 @@ def body_hint(response: httpx.Response) -> str:
     return repr(text[:60] + ("..." if len(text) > 60 else "")) if text else "an empty body"
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: Answer) -> float | None:
     value = response.headers.get("retry-after")
     if value is None:
         return None

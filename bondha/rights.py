@@ -22,10 +22,9 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import httpx
 
 from .client import ApiClient, client_for
 from .concurrency import gather_limited
@@ -33,6 +32,9 @@ from .config import API_VERSIONS, Config
 from .errors import BadRequest, BadResponse, ConfigError, NotFound, PermissionDenied, RefusedError
 from .model import Kind, ObjectRef
 from .text import plural
+
+if TYPE_CHECKING:
+    from .client import Transport
 
 __all__ = ["ACCESS_SCHEMA", "AccessReport", "ObjectAccess", "acheck_access", "check_access"]
 
@@ -233,7 +235,7 @@ async def acheck_access(api: ApiClient, config: Config) -> AccessReport:
                         tuple(warnings), tuple(notes))
 
 
-def check_access(config: Config, *, transport: httpx.AsyncBaseTransport | None = None,
+def check_access(config: Config, *, transport: Transport | None = None,
                  pool_size: int | None = None) -> AccessReport:
     """What the account may do to the configured objects, and beyond; never writes.
 

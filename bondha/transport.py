@@ -26,27 +26,41 @@ differently (``bondha.testing`` styles, docs/performance.md):
   abandoned and dialled again: its SYN was dropped, and a new one gets in once the queue
   has drained.
 
-Used only where httpx would not route through a proxy (:func:`default_transport` decides):
-proxies stay httpx's business.
+The lanes speak :mod:`bondha.wire`'s small request and answer, not httpx's: httpx is not
+even imported on this path (its import is a tenth of a small failover). Used only where
+httpx would not route through a proxy (:func:`default_transport` decides): proxies stay
+httpx's business (:mod:`bondha.httpxwire`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import ssl
 import time
-import urllib.request
 from collections import deque
 from typing import Any, Callable, TypeVar
 from urllib.parse import urlsplit
 
 import h11
-import httpx
 
 from .config import ApiSettings
 from .config.secrets import load_ca_bundle
+from .wire import (
+    Answer,
+    AnswerTooLarge,
+    ConnectError,
+    ConnectTimeout,
+    Headers,
+    InvalidURL,
+    ReadError,
+    ReadTimeout,
+    RemoteProtocolError,
+    Request,
+    Wire,
+)
 
 __all__ = ["DEFAULT_MAX_BODY", "AnswerTooLarge", "Lanes", "default_transport", "tls_context"]
 
@@ -61,14 +75,7 @@ _RESOLVED_FOR = 60.0  # seconds a name lookup is reused (the daemon's lanes live
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 _SLICE = 0.05  # seconds between calls of a request's interrupt while it waits
 T = TypeVar("T")
-
-
-class AnswerTooLarge(Exception):
-    """The answer's body is larger than the transport's ``max_body``: not read further."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the answer is larger than {limit} bytes")
-        self.limit = limit
+Origin = tuple[str, str, int]  # scheme, host, port: where a connection goes
 
 
 def _content_length(head: h11.Response) -> int | None:
@@ -109,10 +116,9 @@ class _Clock:
 
     __slots__ = ("deadline", "interrupt")
 
-    def __init__(self, request: httpx.Request) -> None:
-        self.deadline: float | None = request.extensions.get("bondha.deadline")
-        self.interrupt: Callable[[], None] | None = request.extensions.get(
-            "bondha.interrupt")
+    def __init__(self, request: Request) -> None:
+        self.deadline: float | None = request.deadline
+        self.interrupt: Callable[[], None] | None = request.interrupt
 
     def limit(self, timeout: float | None) -> float | None:
         """``timeout``, shortened to what is left before the deadline."""
@@ -157,13 +163,13 @@ class _Clock:
                 return future.result()
 
 
-class Lanes(httpx.AsyncBaseTransport):
+class Lanes(Wire):
     """At most ``size`` keep-alive connections; ``tls`` for ``https://`` URLs; answers of
-    at most ``max_body`` bytes."""
+    at most ``max_body`` bytes.
 
-    # Honours a request's "bondha.deadline" and "bondha.interrupt" extensions and the
-    # ``max_body`` cap itself: the client need not wrap each exchange in a watcher task.
-    bounds_exchanges = True
+    Each exchange is bounded here, by the request's timeout and deadline, with its
+    interrupt called while it waits: the client need not wrap it in a watcher task.
+    """
 
     def __init__(self, size: int, tls: ssl.SSLContext,
                  max_body: int = DEFAULT_MAX_BODY) -> None:
@@ -178,22 +184,22 @@ class Lanes(httpx.AsyncBaseTransport):
         self._fastest_connect: float | None = None
         self.connects = 0  # connections established, for tests and benchmarks
         self.most_open = 0  # the most connections open or being opened at once
-        self._last: tuple[httpx.URL, float | None] | None = None  # where waiters go
+        self._last: tuple[Origin, float | None] | None = None  # where waiters go
         # The server's addresses, resolved once: (host, port), [(family, sockaddr), ...]
         self._addresses: tuple[tuple[str, int], list[tuple[int, Any]]] | None = None
         self._resolved = 0.0
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        timeouts = request.extensions.get("timeout", {})
+    async def exchange(self, request: Request) -> Answer:
         clock = _Clock(request)
+        where = (request.scheme, request.host, request.port)
         while True:
-            connection = await self._acquire(request.url, timeouts.get("connect"), clock)
+            connection = await self._acquire(where, request.timeout, clock)
             try:
-                return await self._exchange(connection, request, timeouts, clock)
+                return await self._exchange(connection, request, clock)
             except _Stale:
                 self._discard(connection)
                 if not connection.used:
-                    raise httpx.RemoteProtocolError(
+                    raise RemoteProtocolError(
                         "server closed the connection without answering") from None
                 # Kept alive, then closed by the server before it read this request:
                 # nothing was answered, so once more on another connection.
@@ -203,21 +209,21 @@ class Lanes(httpx.AsyncBaseTransport):
 
     # -- which connection carries a request --------------------------------------------
 
-    async def _acquire(self, url: httpx.URL, timeout: float | None,
+    async def _acquire(self, where: Origin, timeout: float | None,
                        clock: _Clock) -> _Connection:
         """An idle connection, or whichever becomes ready first: one handed back by another
         request or one dialled because of this request (never a wait on one connect). The
-        wait ends at the request's deadline (httpx's ConnectTimeout) and calls its interrupt
+        wait ends at the request's deadline (ConnectTimeout) and calls its interrupt
         meanwhile; a connect it started goes on and the connection joins the idle ones."""
         while self._idle:
             connection = self._idle.pop()
             if not connection.closed():
                 return connection
             self._discard(connection)  # the server's idle timeout: no use sending on it
-        self._last = (url, timeout)
+        self._last = (where, timeout)
         waiter: asyncio.Future[_Connection] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
-        self._dial_for_waiters(url, timeout)
+        self._dial_for_waiters(where, timeout)
         try:
             return await clock.wait(waiter)
         except BaseException as exc:
@@ -226,7 +232,7 @@ class Lanes(httpx.AsyncBaseTransport):
             if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self._release(waiter.result())  # handed over as we were cancelled
             if isinstance(exc, asyncio.TimeoutError):
-                raise httpx.ConnectTimeout("connection timed out") from None
+                raise ConnectTimeout("connection timed out") from None
             raise
 
     def _release(self, connection: _Connection) -> None:
@@ -238,20 +244,20 @@ class Lanes(httpx.AsyncBaseTransport):
                 return
         self._idle.append(connection)
 
-    def _dial_for_waiters(self, url: httpx.URL, timeout: float | None) -> None:
+    def _dial_for_waiters(self, where: Origin, timeout: float | None) -> None:
         """Start connects for waiting requests while the pool has room."""
         while len(self._waiting) > self._dialling and (
                 len(self._open) + self._dialling < self._size):
             self._dialling += 1
             self.most_open = max(self.most_open, len(self._open) + self._dialling)
-            dial = asyncio.ensure_future(self._dial(url, timeout))
+            dial = asyncio.ensure_future(self._dial(where, timeout))
             self._dials.add(dial)
             dial.add_done_callback(self._dials.discard)
 
-    async def _dial(self, url: httpx.URL, timeout: float | None) -> None:
+    async def _dial(self, where: Origin, timeout: float | None) -> None:
         try:
-            connection = await self._connect(url, timeout)
-        except (httpx.HTTPError, OSError) as exc:
+            connection = await self._connect(where, timeout)
+        except (ConnectError, ConnectTimeout, OSError) as exc:
             self._dialling -= 1
             # The longest-waiting request gets the error; the others dial again.
             while self._waiting:
@@ -259,7 +265,7 @@ class Lanes(httpx.AsyncBaseTransport):
                 if not waiter.done():
                     waiter.set_exception(exc)
                     break
-            self._dial_for_waiters(url, timeout)
+            self._dial_for_waiters(where, timeout)
             return
         except BaseException:  # cancelled by aclose()
             self._dialling -= 1
@@ -276,7 +282,7 @@ class Lanes(httpx.AsyncBaseTransport):
     def dialling(self) -> int:
         return self._dialling
 
-    async def warm(self, url: httpx.URL, count: int, timeout: float | None = None) -> int:
+    async def warm(self, url: str, count: int, timeout: float | None = None) -> int:
         """Open idle connections to ``url`` until ``count`` are open (``size`` at most),
         first dropping idle ones the server has closed, so that the next requests go out
         without a handshake. Returns how many were opened; connect errors are not raised
@@ -288,7 +294,9 @@ class Lanes(httpx.AsyncBaseTransport):
             return 0
         self._dialling += wanted
         self.most_open = max(self.most_open, len(self._open) + self._dialling)
-        dials = [asyncio.ensure_future(self._connect(url, timeout)) for _ in range(wanted)]
+        probe = Request("GET", url)
+        where = (probe.scheme, probe.host, probe.port)
+        dials = [asyncio.ensure_future(self._connect(where, timeout)) for _ in range(wanted)]
         opened = 0
         try:
             for outcome in await asyncio.gather(*dials, return_exceptions=True):
@@ -304,22 +312,22 @@ class Lanes(httpx.AsyncBaseTransport):
             raise
         return opened
 
-    async def _connect(self, url: httpx.URL, timeout: float | None) -> _Connection:
-        secure = url.scheme == "https"
-        port = url.port or (443 if secure else 80)
+    async def _connect(self, where: Origin, timeout: float | None) -> _Connection:
+        scheme, host, port = where
+        secure = scheme == "https"
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         try:
-            sock = await self._tcp_connect(str(url.host), port, deadline)
+            sock = await self._tcp_connect(host, port, deadline)
             # The TLS handshake is never hedged: it is the server's CPU, not a lost packet.
             reader, writer = await asyncio.wait_for(asyncio.open_connection(
                 sock=sock, ssl=self._tls if secure else None,
-                server_hostname=url.host if secure else None),
+                server_hostname=host if secure else None),
                 None if deadline is None else max(0.0, deadline - loop.time()))
         except asyncio.TimeoutError:
-            raise httpx.ConnectTimeout("connection timed out") from None
+            raise ConnectTimeout("connection timed out") from None
         except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is one)
-            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+            raise ConnectError(str(exc) or type(exc).__name__) from exc
         connection = _Connection(reader, writer)
         self._open.add(connection)
         self.connects += 1
@@ -394,37 +402,39 @@ class Lanes(httpx.AsyncBaseTransport):
             if done:
                 return False
 
-    async def _exchange(self, connection: _Connection, request: httpx.Request,
-                        timeouts: dict[str, float | None], clock: _Clock) -> httpx.Response:
-        """One request and its whole answer; httpx's exceptions for what goes wrong."""
+    async def _exchange(self, connection: _Connection, request: Request,
+                        clock: _Clock) -> Answer:
+        """One request and its whole answer; :mod:`bondha.wire`'s exceptions for what goes
+        wrong."""
         try:
-            await self._send(connection, request, clock.limit(timeouts.get("write")))
-            head, body = await self._receive(connection, timeouts.get("read"), clock,
+            await self._send(connection, request, clock.limit(request.timeout))
+            head, body = await self._receive(connection, request.timeout, clock,
                                              self._max_body)
         except asyncio.TimeoutError:
-            raise httpx.ReadTimeout("no answer in time") from None
+            raise ReadTimeout("no answer in time") from None
         except OSError as exc:
-            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+            raise ReadError(str(exc) or type(exc).__name__) from exc
         except h11.RemoteProtocolError as exc:
-            raise httpx.RemoteProtocolError(str(exc)) from exc
+            raise RemoteProtocolError(str(exc)) from exc
         connection.used = True
         if connection.reusable():
             connection.protocol.start_next_cycle()
             self._release(connection)
         else:
             self._discard(connection)
-        return httpx.Response(head.status_code, headers=list(head.headers), content=body,
-                              extensions={"http_version": b"HTTP/1.1"})
+        return Answer(head.status_code, Headers(head.headers), body, request.url)
 
     @staticmethod
-    async def _send(connection: _Connection, request: httpx.Request,
+    async def _send(connection: _Connection, request: Request,
                     timeout: float | None) -> None:
         protocol = connection.protocol
-        body = await request.aread()
-        data = protocol.send(h11.Request(method=request.method, target=request.url.raw_path,
-                                         headers=list(request.headers.raw)))
-        if body:
-            data += protocol.send(h11.Data(data=body))
+        try:
+            data = protocol.send(h11.Request(method=request.method, target=request.target,
+                                             headers=request.headers))
+        except h11.LocalProtocolError as exc:  # a header bondha built from the config
+            raise InvalidURL(str(exc)) from None
+        if request.body:
+            data += protocol.send(h11.Data(data=request.body))
         data += protocol.send(h11.EndOfMessage())
         try:
             connection.writer.write(data)
@@ -468,7 +478,7 @@ class Lanes(httpx.AsyncBaseTransport):
             elif isinstance(event, h11.EndOfMessage) and head is not None:
                 return head, b"".join(chunks)
             elif isinstance(event, (h11.ConnectionClosed, h11.EndOfMessage)):
-                raise httpx.RemoteProtocolError("server closed the connection mid-answer")
+                raise RemoteProtocolError("server closed the connection mid-answer")
 
     def _discard(self, connection: _Connection) -> None:
         with contextlib.suppress(ValueError):
@@ -491,17 +501,29 @@ class Lanes(httpx.AsyncBaseTransport):
 
 
 def default_transport(settings: ApiSettings, pool_size: int,
-                      max_body: int = DEFAULT_MAX_BODY) -> httpx.AsyncBaseTransport:
+                      max_body: int = DEFAULT_MAX_BODY) -> Wire:
     """Our lean lanes, unless the environment (``HTTPS_PROXY`` and friends, as curl and httpx
     read them) routes the server through a proxy: then httpx's own transport, via the proxy."""
-    parts = urlsplit(settings.base_url)
+    proxy = _proxy_for(settings.base_url)
+    if proxy is not None:
+        from .httpxwire import through_proxy  # only here: the lanes never load httpx
+        return through_proxy(proxy, pool_size, tls_context(settings), max_body)
+    return Lanes(pool_size, tls_context(settings), max_body)
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment names for ``url``, or None (no ``*_proxy`` variable is set,
+    or ``no_proxy`` exempts the host). urllib's reading of those variables is the standard;
+    it is loaded only when one is set (its import costs more than a failover's read)."""
+    if not any(name.lower().endswith("_proxy") for name in os.environ):
+        return None
+    import urllib.request
+    parts = urlsplit(url)
     proxies = urllib.request.getproxies_environment()
     proxy = proxies.get(parts.scheme) or proxies.get("all")
     if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
-        limits = httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size)
-        return httpx.AsyncHTTPTransport(verify=tls_context(settings), limits=limits,
-                                        proxy=proxy)
-    return Lanes(pool_size, tls_context(settings), max_body)
+        return proxy
+    return None
 
 
 def tls_context(settings: ApiSettings) -> ssl.SSLContext:
@@ -516,5 +538,16 @@ def tls_context(settings: ApiSettings) -> ssl.SSLContext:
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if settings.verify_ssl and settings.ca_bundle:
         return load_ca_bundle(settings.ca_bundle)  # loaded once, when the config was read
-    return httpx.create_ssl_context(verify=settings.verify_ssl)  # the system's CAs, or none
-
+    if not settings.verify_ssl:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    # The CAs httpx trusts by default, so that a server trusted before is trusted now:
+    # $SSL_CERT_FILE or $SSL_CERT_DIR where set, else certifi's bundle.
+    if os.environ.get("SSL_CERT_FILE"):
+        return ssl.create_default_context(cafile=os.environ["SSL_CERT_FILE"])
+    if os.environ.get("SSL_CERT_DIR"):
+        return ssl.create_default_context(capath=os.environ["SSL_CERT_DIR"])
+    import certifi
+    return ssl.create_default_context(cafile=certifi.where())

@@ -12,12 +12,16 @@ import time
 from collections.abc import Iterator
 from typing import Callable
 
+import attrs
 import httpx
 import pytest
 
 from bondha.config import ApiSettings
+from bondha.httpxwire import HttpxWire
 from bondha.model import Secret
-from bondha.transport import Lanes, default_transport
+from bondha.transport import Lanes, default_transport, tls_context
+from bondha.wire import ConnectTimeout, Request
+from tests.certificates import Certificates, make_certificates
 
 
 class _OneAnswerPerConnection(http.server.BaseHTTPRequestHandler):
@@ -64,13 +68,14 @@ def test_a_connection_closed_while_idle_is_replaced(closing_server: tuple[str, l
     async def three_gets() -> list[int]:
         import ssl
 
-        async with httpx.AsyncClient(transport=Lanes(1, ssl.create_default_context())) as http:
-            statuses = []
-            for _ in range(3):
-                response = await http.get(f"{url}/x/")
-                statuses.append(response.status_code)
-                await asyncio.sleep(0.05)  # let the server's close arrive
-            return statuses
+        lanes = Lanes(1, ssl.create_default_context())
+        statuses = []
+        for _ in range(3):
+            answer = await lanes.exchange(Request("GET", f"{url}/x/", timeout=5.0))
+            statuses.append(answer.status_code)
+            await asyncio.sleep(0.05)  # let the server's close arrive
+        await lanes.aclose()
+        return statuses
 
     assert asyncio.run(three_gets()) == [200, 200, 200]
     assert len(connections) == 3
@@ -85,8 +90,9 @@ def test_a_proxy_in_the_environment_is_left_to_httpx(monkeypatch: pytest.MonkeyP
         monkeypatch.delenv(name, raising=False)
     assert isinstance(default_transport(_settings("https://mgmt.example.net"), 4), Lanes)
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.net:3128")
-    assert isinstance(default_transport(_settings("https://mgmt.example.net"), 4),
-                      httpx.AsyncHTTPTransport)
+    proxied = default_transport(_settings("https://mgmt.example.net"), 4)
+    assert isinstance(proxied, HttpxWire)
+    assert isinstance(proxied.transport, httpx.AsyncHTTPTransport)
     monkeypatch.setenv("NO_PROXY", "mgmt.example.net")
     assert isinstance(default_transport(_settings("https://mgmt.example.net"), 4), Lanes)
 
@@ -101,10 +107,8 @@ def test_a_request_waiting_for_a_lane_ends_at_its_deadline_and_heeds_its_guard()
     listener = socket.create_server(("127.0.0.1", 0))  # accepts nothing, answers nothing
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/x/"
 
-    def request(deadline: float, guard: Callable[[], None] | None = None) -> httpx.Request:
-        return httpx.Request("GET", url, extensions={
-            "timeout": {"connect": 5.0, "read": 60.0, "write": 5.0, "pool": 5.0},
-            "bondha.deadline": deadline, "bondha.interrupt": guard})
+    def request(deadline: float, guard: Callable[[], None] | None = None) -> Request:
+        return Request("GET", url, timeout=60.0, deadline=deadline, interrupt=guard)
 
     calls: list[int] = []
 
@@ -116,13 +120,13 @@ def test_a_request_waiting_for_a_lane_ends_at_its_deadline_and_heeds_its_guard()
     async def scenario() -> None:
         lanes = Lanes(1, ssl.create_default_context())
         holder = asyncio.ensure_future(
-            lanes.handle_async_request(request(time.monotonic() + 60)))
+            lanes.exchange(request(time.monotonic() + 60)))
         while lanes.connects == 0:
             await asyncio.sleep(0.01)
-        with pytest.raises(httpx.ConnectTimeout):
-            await lanes.handle_async_request(request(time.monotonic() + 0.2))
+        with pytest.raises(ConnectTimeout):
+            await lanes.exchange(request(time.monotonic() + 0.2))
         with pytest.raises(_Stop):
-            await lanes.handle_async_request(request(time.monotonic() + 60, guard))
+            await lanes.exchange(request(time.monotonic() + 60, guard))
         assert lanes.most_open == 1
         holder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -134,3 +138,27 @@ def test_a_request_waiting_for_a_lane_ends_at_its_deadline_and_heeds_its_guard()
     finally:
         listener.close()
     assert len(calls) == 3
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return make_certificates(tmp_path_factory.mktemp("certs"))
+
+
+def test_without_a_ca_bundle_the_server_is_checked_against_the_cas_httpx_trusts(
+        monkeypatch: pytest.MonkeyPatch, certs: Certificates) -> None:
+    """The lanes build their TLS context themselves, with httpx's defaults: certifi's
+    bundle, or $SSL_CERT_FILE where set; verify_ssl = false checks nothing."""
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    default = tls_context(_settings("https://mgmt.example.net"))
+    assert default.verify_mode == ssl.CERT_REQUIRED
+    assert default.check_hostname
+    assert default.cert_store_stats()["x509_ca"] > 10  # certifi's bundle, not nothing
+    monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca))
+    assert tls_context(_settings("https://mgmt.example.net")).cert_store_stats()[
+        "x509_ca"] == 1
+    unchecked = tls_context(attrs.evolve(_settings("https://mgmt.example.net"),
+                                         verify_ssl=False))
+    assert unchecked.verify_mode == ssl.CERT_NONE
+    assert not unchecked.check_hostname

@@ -6,13 +6,20 @@ dependency order, nothing written on a converged re-run.
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import attrs
+import httpx
 import pytest
 
 import bondha
 from bondha.config import Config, HaSettings
+from bondha.errors import TransportError
 from bondha.model import Role
 from bondha.testing import Fault, StandInServer, pair_fixture
 
@@ -90,3 +97,45 @@ def test_a_connection_is_given_back_after_an_error_answer(big_server: StandInSer
     result = bondha.reconcile(big_config(big_server, pool_size=1), Role.BACKUP)
     assert result.converged
     assert big_server.stats().connections == 1
+
+
+def test_the_apply_path_loads_no_httpx(big_server: StandInServer, tmp_path: Path) -> None:
+    """httpx (and the proxy reader urllib.request) cost a tenth of a small failover's
+    start-up: ``bondha apply`` on the default lanes must not import them."""
+    path = tmp_path / "swap-active-bond.conf"
+    path.write_text(pair_fixture(PER_KIND).config_text(big_server.url, timeout=5))
+    path.chmod(0o600)
+    program = (
+        "import sys\n"
+        "from bondha.cli import main\n"
+        f"code = main(['--config', {str(path)!r}, 'apply', '--active', 'backup'])\n"
+        "loaded = sorted({name.split('.')[0] for name in sys.modules} & "
+        "{'httpx', 'httpcore', 'anyio'} | ({'urllib.request'} & set(sys.modules)))\n"
+        "print('loaded:', ','.join(loaded))\n"
+        "sys.exit(code)\n")
+    env = {key: value for key, value in os.environ.items()
+           if not key.lower().endswith("_proxy")}
+    out = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                         timeout=60, check=False, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "loaded: "
+    assert len(big_server.stats().writes) == 2 * 3 * PER_KIND
+
+
+def test_an_httpx_transport_passed_in_carries_the_failover(big_server: StandInServer) -> None:
+    """The transport seam stays httpx's: any httpx transport (here its own, over HTTP/1.1)
+    carries a whole failover, bounded like the lanes."""
+    transport = httpx.AsyncHTTPTransport()
+    result = bondha.reconcile(big_config(big_server), Role.BACKUP, transport=transport)
+    assert result.converged
+    assert len(big_server.stats().writes) == 2 * 3 * PER_KIND
+
+
+def test_an_httpx_transport_that_cannot_connect_is_a_transport_error() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # bound, never listening: connections are refused
+        text = pair_fixture(1).config_text(f"http://127.0.0.1:{port}", attempts=1, timeout=2)
+        with pytest.raises(TransportError, match="cannot reach"):
+            bondha.reconcile(bondha.parse_config(text), Role.BACKUP,
+                             transport=httpx.AsyncHTTPTransport())

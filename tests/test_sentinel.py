@@ -229,7 +229,7 @@ def test_internal_error_traceback_with_v(server: StandInServer, fixture: Fixture
         "import sys, bondha.transport\n"
         "async def broken(self, request, **kwargs):\n"
         "    raise RuntimeError('transport exploded on ' + request.method)\n"
-        "bondha.transport.Lanes.handle_async_request = broken\n"
+        "bondha.transport.Lanes.exchange = broken\n"
         "from bondha.cli import main\n"
         f"sys.exit(main(['-v', '--config', {str(path)!r}, 'apply', '--active', 'backup']))\n"
     )

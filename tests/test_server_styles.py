@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
-import httpx
 import pytest
 
 import bondha
@@ -24,6 +23,7 @@ from bondha.node.warm import WarmTransport
 from bondha.testing import StandInServer, pair_fixture
 from bondha.testing.__main__ import main as standin_main
 from bondha.transport import Lanes
+from bondha.wire import Request
 from tests.certificates import Certificates, make_certificates
 
 PER_KIND = 8  # 24 addresses, 48 writes: more than the pool's connections, and the backlog
@@ -69,9 +69,10 @@ def test_a_burst_larger_than_the_backlog_is_served_within_the_pool() -> None:
         lanes = Lanes(POOL, ssl.create_default_context())
 
         async def burst() -> list[int]:
-            async with httpx.AsyncClient(transport=lanes) as http:
-                answers = await asyncio.gather(*(
-                    http.get(f"{server.url}/api/v3/bonds/1/routes/") for _ in range(32)))
+            answers = await asyncio.gather(*(lanes.exchange(Request(
+                "GET", f"{server.url}/api/v3/bonds/1/routes/", timeout=10.0))
+                for _ in range(32)))
+            await lanes.aclose()
             return [answer.status_code for answer in answers]
 
         statuses = asyncio.run(burst())

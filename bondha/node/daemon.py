@@ -25,9 +25,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
-
-import httpx
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..config import Config, load_config
 from ..config.load import checked
@@ -47,6 +45,9 @@ from .transition import (
     record_event,
 )
 from .warm import WarmTransport, warm_transport
+
+if TYPE_CHECKING:
+    from ..client import Transport
 
 __all__ = ["EARLY_CHECKS", "RETRY_AFTER_FAILURE", "Daemon", "ensure_fifo", "fifo_problem",
            "run_daemon"]
@@ -104,7 +105,7 @@ class Daemon:
     """
 
     def __init__(self, load: Callable[[], Config], fifo: Path | None = None, *,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: Transport | None = None) -> None:
         self._load = load
         self._transport = transport
         self._warm: WarmTransport | None = None  # connections kept open between runs

@@ -19,10 +19,9 @@ import logging
 import os
 import time
 from collections.abc import Mapping
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import attrs
-import httpx
 
 from ..config import Config
 from ..errors import ApiError, ApplyError, Superseded, UsageError
@@ -35,6 +34,9 @@ from .forkorder import Fork, this_process
 from .journal import reconcile_record, transition_record
 from .publish import publish
 from .statedir import StateDir, Ticket, state_dir_of
+
+if TYPE_CHECKING:
+    from ..client import Transport
 
 __all__ = ["DRIFT_CONFIRM", "HANDBACK_GRACE", "apply_transition", "handback_role", "notify",
            "open_state_dir", "record_event", "settle_checks"]
@@ -71,7 +73,7 @@ def apply_transition(
     state: StateDir,
     ticket: Ticket,
     *,
-    transport: httpx.AsyncBaseTransport | None = None,
+    transport: Transport | None = None,
     stopping: Callable[[], str | None] | None = None,
     source: str = "hook",
     trigger: str = "event",
@@ -109,7 +111,7 @@ def apply_transition(
 
 
 def _apply(config: Config, role: Role, state: StateDir, ticket: Ticket, *,
-           transport: httpx.AsyncBaseTransport | None,
+           transport: Transport | None,
            stopping: Callable[[], str | None] | None, settle: float,
            grace: float, confirm: float = 0.0) -> Result:
     guard = state.guard(ticket, stopping)
@@ -155,7 +157,7 @@ def settle_checks(settle: float) -> tuple[float, ...]:
 
 
 def _settle(config: Config, role: Role, verified: Result, settle: float, *,
-            transport: httpx.AsyncBaseTransport | None, guard: Callable[[], None]) -> Result:
+            transport: Transport | None, guard: Callable[[], None]) -> Result:
     """Hold the verified state for ``settle`` seconds: read again at growing gaps, repair.
 
     A peer whose MASTER run was superseded stops before its next write, but the writes
@@ -222,7 +224,7 @@ def handback_role(ticket: Ticket) -> Role | None:
 
 
 def notify(config: Config, event: Event, *,
-           transport: httpx.AsyncBaseTransport | None = None) -> Result | None:
+           transport: Transport | None = None) -> Result | None:
     """What the notify hook does for one event; None when the event asks for no write.
 
     Every event is recorded, so that a BACKUP/FAULT/STOP stops a MASTER run still retrying.

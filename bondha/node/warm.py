@@ -22,10 +22,9 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-import httpx
-
 from ..config import Config
 from ..transport import Lanes, default_transport
+from ..wire import Answer, Request, Wire
 
 __all__ = ["WarmTransport", "warm_transport"]
 
@@ -33,19 +32,17 @@ log = logging.getLogger("bondha")
 T = TypeVar("T")
 
 
-class WarmTransport(httpx.AsyncBaseTransport):
+class WarmTransport(Wire):
     """``lanes`` kept open towards ``url`` on a loop thread; :meth:`close` ends them.
 
     The clients that send through it may close it (they do after each run): that only
     ends their use of it, not the connections.
     """
 
-    bounds_exchanges = True  # the lanes below bound each exchange (bondha.transport)
-
     def __init__(self, lanes: Lanes, url: str, count: int, *, interval: float = 1.0,
                  timeout: float | None = None) -> None:
         self._lanes = lanes
-        self._url = httpx.URL(url)
+        self._url = url
         self._count = count
         self._interval = interval
         self._timeout = timeout
@@ -97,11 +94,12 @@ class WarmTransport(httpx.AsyncBaseTransport):
         straight on the warm connections, without a hop between threads per request."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def exchange(self, request: Request) -> Answer:
+        """Sent on the lanes; the lanes bound it by the request's deadline, as per run."""
         if asyncio.get_running_loop() is self._loop:
-            return await self._lanes.handle_async_request(request)
-        future: concurrent.futures.Future[httpx.Response] = asyncio.run_coroutine_threadsafe(
-            self._lanes.handle_async_request(request), self._loop)
+            return await self._lanes.exchange(request)
+        future: concurrent.futures.Future[Answer] = asyncio.run_coroutine_threadsafe(
+            self._lanes.exchange(request), self._loop)
         return await asyncio.wrap_future(future)
 
     async def aclose(self) -> None:
