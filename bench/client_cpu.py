@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from failover import STYLES, Scenario, StandIn
+from failover import STYLES, Scenario, StandIn, byte_compile
 
 _MEASURE = """
 import json, sys, time
@@ -67,6 +67,8 @@ def main() -> int:
     scenario = Scenario(float(latency), int(per_kind))
     figures: dict[str, dict[str, list[float]]] = {name: {"cpu": [], "wall": []}
                                                   for name in trees}
+    for tree in trees.values():
+        byte_compile(Path(tree) / "bondha")
     with tempfile.TemporaryDirectory(prefix="bondha-cpu-") as workdir:
         standin = StandIn(scenario, Path(workdir), None, args.style)
         try:

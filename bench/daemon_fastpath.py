@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """The daemon's fast path: a notify_fifo line to converged, against a ``bondha notify`` process.
 
-A stand-in server (its own process, ``--style`` as in ``bench/failover.py``) serves a
-generated pair. ``bondha daemon`` runs against it, reading a FIFO, with its warm
-connections; ``bondha notify`` runs as keepalived's notify hook would, a new process for
-each event, with a state directory of its own (so neither follows the other's events).
+Two stand-in servers (each its own process, ``--style`` as in ``bench/failover.py``) serve
+the same generated pair. ``bondha daemon`` runs against one, reading a FIFO, with its warm
+connections; ``bondha notify`` runs against the other as keepalived's notify hook would, a
+new process for each event, with a state directory of its own. Two servers, because after
+a MASTER event the daemon checks the pair again for a while (its early checks) and repairs
+what it finds moved: a notify run on the same pair would be undone as drift.
 Each run fails the pair over in the opposite direction of the one before, the two
 interleaved. The figure is the time from the FIFO line being written (or the notify
 process being started) to the last write of the failover landing on the server, as the
@@ -27,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from failover import STYLES, Scenario, StandIn, _bondha_command
+from failover import HERE, STYLES, Scenario, StandIn, _bondha_command, byte_compile
 
 TARGET = 0.3
 TOOLS = ("daemon", "notify")
@@ -56,13 +58,18 @@ def measure(scenario: Scenario, style: str, runs: int) -> dict[str, list[float]]
     figures: dict[str, list[float]] = {tool: [] for tool in TOOLS}
     with tempfile.TemporaryDirectory(prefix="bondha-fastpath-") as workdir:
         work = Path(workdir)
-        standin = StandIn(scenario, work, None, style)
-        base = standin.config.read_text()
+        standins = {}
+        for tool in TOOLS:
+            (work / tool).mkdir()
+            standins[tool] = StandIn(scenario, work / tool, None, style)
+        standin = standins["daemon"]
         fifo = work / "notify.fifo"
         daemon_config, notify_config = work / "daemon.conf", work / "notify.conf"
-        daemon_config.write_text(base + f"[bondha]\nnotify_fifo = {fifo}\nstate_dir = "
-                                 f"{work / 'daemon-state'}\nreconcile_interval = 3600\n")
-        notify_config.write_text(base + f"[bondha]\nstate_dir = {work / 'notify-state'}\n")
+        daemon_config.write_text(
+            standin.config.read_text() + f"[bondha]\nnotify_fifo = {fifo}\nstate_dir = "
+            f"{work / 'daemon-state'}\nreconcile_interval = 3600\n")
+        notify_config.write_text(standins["notify"].config.read_text()
+                                 + f"[bondha]\nstate_dir = {work / 'notify-state'}\n")
         for path in (daemon_config, notify_config):
             path.chmod(0o600)
         log = (work / "daemon.log").open("w")
@@ -82,6 +89,7 @@ def measure(scenario: Scenario, style: str, runs: int) -> dict[str, list[float]]
             try:
                 for _ in range(runs):
                     for tool in TOOLS:
+                        standin = standins[tool]
                         role = "backup" if standin.active == "master" else "master"
                         standin.control("POST", "reset")
                         started = time.monotonic()
@@ -92,7 +100,7 @@ def measure(scenario: Scenario, style: str, runs: int) -> dict[str, list[float]]
                                 [*_bondha_command(), "--config", str(notify_config), "notify",
                                  *_line(role).replace('"', "").split()],
                                 check=True, capture_output=True, stdin=subprocess.DEVNULL,
-                                env=standin.env)
+                                env=standins["notify"].env)
                         figures[tool].append(_wait_for_writes(standin, expected, started) - started)
                         standin.active = role
                         time.sleep(0.3)  # the daemon's verification read is done
@@ -102,7 +110,8 @@ def measure(scenario: Scenario, style: str, runs: int) -> dict[str, list[float]]
             daemon.terminate()
             daemon.wait(timeout=30)
             log.close()
-            standin.stop()
+            for each in standins.values():
+                each.stop()
     return figures
 
 
@@ -114,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=7)
     args = parser.parse_args(argv)
     scenarios = args.scenario or [Scenario(0.02, 20), Scenario(0.002, 10)]
+    byte_compile(HERE.parent / "bondha")  # as installed: not compiled again in each process
     print("| style | latency | addresses | FIFO line -> converged s (median) | notify process "
           "-> converged s (median) | daemon/notify | target |")
     print("|---|---|---|---|---|---|---|")
