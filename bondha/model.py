@@ -30,26 +30,33 @@ class Kind(enum.Enum):
         """The field holding the address that pairs an object with its copy on the other bond."""
         return "network" if self is Kind.ROUTE else "ip"
 
+    # The properties below run once per write and per line of a big failover's output:
+    # a lookup by ``_value_`` (a plain attribute, a string whose hash is cached), not a dict
+    # built per call nor the ``value`` descriptor.
     @property
     def config_stem(self) -> str:
         """The middle of the config option name: ``master_<stem>_ids``."""
-        return {"connected_ips": "connected_ip", "routes": "route", "cpe_nat_ips": "cpe_nat_ip"}[
-            self.value
-        ]
+        return _CONFIG_STEMS[self._value_]
 
     @property
     def label(self) -> str:
         """A short human name for logs and tables."""
-        return {"connected_ips": "connected IP", "routes": "route", "cpe_nat_ips": "CPE NAT IP"}[
-            self.value
-        ]
+        return _LABELS[self._value_]
 
     def __lt__(self, other: object) -> bool:
         # Kinds sort in the config's order, so plans and tables have one stable order.
         if not isinstance(other, Kind):
             return NotImplemented
-        order = list(Kind)
-        return order.index(self) < order.index(other)
+        return _KIND_RANKS[self._value_] < _KIND_RANKS[other._value_]
+
+    # Members are singletons compared by identity: the identity hash (in C) fits, where
+    # Enum's hashes the name in Python, once per ObjectRef hash.
+    __hash__ = object.__hash__
+
+
+_CONFIG_STEMS = {"connected_ips": "connected_ip", "routes": "route", "cpe_nat_ips": "cpe_nat_ip"}
+_LABELS = {"connected_ips": "connected IP", "routes": "route", "cpe_nat_ips": "CPE NAT IP"}
+_KIND_RANKS = {kind.value: rank for rank, kind in enumerate(Kind)}
 
 
 class Role(enum.Enum):
@@ -75,7 +82,9 @@ class Secret:
     __str__ = __repr__
 
 
-@attrs.frozen(order=True)
+# cache_hash: a big failover hashes each ref dozens of times (reads, plans, the write
+# graph, the results), each time hashing its Kind too.
+@attrs.frozen(order=True, cache_hash=True)
 class ObjectRef:
     """Names one routing object on one bond: enough to build its URL."""
 
