@@ -5,9 +5,9 @@ A stand-in server (``python -m bondha.testing --fixture pair:N``, its own proces
 pair of N floating objects per kind. For each checkout in turn (interleaved, every run in
 the opposite direction), a child process with that checkout on its path reads the pair,
 times ``make_plan`` on it (CPU seconds, the median of several calls), then times
-``reconcile`` (the whole failover: reads, every write, the verification) and the printing
-of its result, with the CLI's logging set up as ``bondha apply`` does (stderr to a null
-device). Interpreter start-up and imports are left out: ``bench/notify_cpu.py`` counts them.
+``reconcile`` (the whole failover: reads, every write, the verification), then the
+result's text and its ``--json`` document (what ``bondha apply`` prints), with the CLI's
+logging set up as ``bondha apply`` does (stderr to a null device). Interpreter start-up and imports are left out: ``bench/notify_cpu.py`` counts them.
 
 Printed: per checkout the median of each figure over the runs, and its ratio to the first
 checkout. Run by hand, never in CI.
@@ -27,7 +27,8 @@ from pathlib import Path
 
 # Runs in the child, with one checkout first on sys.path.
 CHILD = r"""
-import json, logging, os, statistics, sys, time
+import io, json, logging, os, statistics, sys, time
+from bondha.cli.output import print_json
 from bondha.config import load_config
 from bondha.log import setup_logging
 from bondha.model import Role
@@ -49,9 +50,11 @@ reconciled = time.process_time() - started
 started = time.process_time()
 text = result.render()
 rendered = time.process_time() - started
+stdout, sys.stdout = sys.stdout, io.StringIO()
 started = time.process_time()
-document = json.dumps(result.to_json(), indent=2)
+print_json(result.to_json())  # what --json prints
 documented = time.process_time() - started
+sys.stdout = stdout
 assert result.converged and len(result.done) == len(result.plan), result.render()[-300:]
 print(json.dumps({"make_plan": statistics.median(plans), "reconcile": reconciled,
                   "render": rendered,
