@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import functools
 import ipaddress
+import re
 from collections.abc import Iterator
 
 import attrs
@@ -104,13 +105,29 @@ def normalize_address(raw: str) -> str:
     return _normalized(raw)
 
 
+# An IPv4 address in the form ipaddress writes it (no leading zeros), with an optional prefix
+# length: canonical already, but for the /32 ipaddress adds to a bare address.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(/(?:3[0-2]|[12]?[0-9]))?")
+
+
 @functools.lru_cache(maxsize=8192)  # each address comes back in every read and write
 def _normalized(raw: str) -> str:
     text = raw.strip()
+    # The usual text, without ipaddress's parse (a CLI run meets every address once).
+    canonical = _CANONICAL_IPV4.fullmatch(text)
+    if canonical is not None:
+        return text if canonical.group(1) else f"{text}/32"
     try:
         return str(ipaddress.ip_interface(text))
     except ValueError:
         return text
+
+
+def _optional_address(raw: str | None) -> str | None:
+    # RoutingObject.address's converter, run for every object read and every write's
+    # answer: one Python call, not attrs' optional() wrapper around normalize_address.
+    return None if raw is None else _normalized(raw)
 
 
 @attrs.frozen
@@ -123,9 +140,7 @@ class RoutingObject:
 
     ref: ObjectRef
     enabled: bool
-    address: str | None = attrs.field(
-        default=None, converter=attrs.converters.optional(normalize_address)
-    )
+    address: str | None = attrs.field(default=None, converter=_optional_address)
     gateway: str | None = None
 
 
