@@ -324,13 +324,9 @@ def make_plan(pair: Pair, role: Role, live: Live, *, float_unpaired: bool = Fals
     ``live`` must hold every configured object (the read step guarantees it). Objects whose
     address is on one bond only are left alone (``Plan.unpaired``) unless ``float_unpaired``.
     """
-    refs = dict.fromkeys(pair.refs())  # an id listed twice counts once
-    missing = [str(ref) for ref in refs if ref not in live]
-    if missing:
-        raise ValueError(f"live state lacks {', '.join(missing)}")
+    objects = _configured(pair, live)
     # desired_state(pair, role), without a lookup per object: on the active bond, enabled.
     active = pair.side(role).bond_id
-    objects = [live[ref] for ref in refs]
     steps: list[Step] = []
     unchanged: list[ObjectRef] = []
     unpaired: list[RoutingObject] = []
@@ -357,6 +353,21 @@ def make_plan(pair: Pair, role: Role, live: Live, *, float_unpaired: bool = Fals
     dependencies += _cpe_nat_dependencies(planned)
     return Plan(role, active, tuple(steps), tuple(sorted(unchanged, key=_ref_key)),
                 tuple(sorted(unpaired, key=lambda o: _ref_key(o.ref))), tuple(dependencies))
+
+
+def _configured(pair: Pair, live: Live) -> list[RoutingObject]:
+    """The objects of ``live`` that ``pair`` configures, each once (in no particular order:
+    the planner sorts); ValueError naming each configured object that ``live`` lacks."""
+    ids: dict[tuple[int, Kind], set[int]] = {}
+    for side in (pair.master, pair.backup):
+        for kind in Kind:
+            ids.setdefault((side.bond_id, kind), set()).update(side.ids(kind))
+    # One pass over ``live`` with plain keys: no ObjectRef made, hashed and compared per id.
+    objects = [obj for ref, obj in live.items() if ref.id in ids.get((ref.bond_id, ref.kind), ())]
+    if len(objects) != sum(len(configured) for configured in ids.values()):
+        missing = [str(ref) for ref in dict.fromkeys(pair.refs()) if ref not in live]
+        raise ValueError(f"live state lacks {', '.join(missing)}")
+    return objects
 
 
 def _gateway_dependencies(planned: Mapping[ObjectRef, Change],

@@ -6,6 +6,7 @@ import json
 from random import Random
 
 import attrs
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -199,3 +200,14 @@ def test_each_address_disables_first_and_the_plan_lists_what_stays_in_ref_order(
             refs = [c.ref for c in step.changes if c.enabled is verb]
             assert refs == sorted(refs)
     assert list(plan.unchanged) == sorted(ref for ref in want if live[ref].enabled == want[ref])
+
+
+def test_a_live_state_without_a_configured_object_is_refused_naming_each() -> None:
+    pair, live = _pair()
+    del live[ObjectRef(3, Kind.CONNECTED_IP, 5)]
+    del live[ObjectRef(1, Kind.ROUTE, 7)]
+    other_bond_copy = ObjectRef(3, Kind.ROUTE, 7)  # an unconfigured object does not stand in
+    live[other_bond_copy] = RoutingObject(other_bond_copy, True, "198.51.100.0/24")
+    with pytest.raises(ValueError, match=r"^live state lacks route 7 on bond 1, "
+                                         r"connected IP 5 on bond 3$"):
+        make_plan(pair, Role.BACKUP, live)
