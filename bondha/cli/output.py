@@ -21,7 +21,7 @@ def print_json(data: Any) -> None:
 
 
 def dumps(data: Any) -> str:
-    """``json.dumps(data, indent=2)``, character for character, in half its time.
+    """``json.dumps(data, indent=2)``, character for character, with ~40 % less CPU.
 
     With ``indent`` the standard library encodes in Python, one generator per level of
     nesting, and never in C: a 600-address failover's ``--json`` document (1.4 MB) took
