@@ -50,65 +50,71 @@ def _never(change: Change, dependency: Dependency, blocker: Change) -> bool:
 
 
 class _Graph:
-    """The bookkeeping of one run: what each write still waits for, and what is ready."""
+    """The bookkeeping of one run: what each write still waits for, and what is ready.
+
+    Writes are numbered in plan order and every table is a list by number: a 600-address
+    failover looks each write up a dozen times, and a list index is cheaper than a hash.
+    """
 
     def __init__(self, plan: Plan, go_ahead: GoAhead) -> None:
-        order = plan.changes
+        order = self._order = plan.changes
         self._go_ahead = go_ahead
-        self._index = {change: n for n, change in enumerate(order)}
+        self._number = number = {change: n for n, change in enumerate(order)}
         self._deps = plan.dependencies
-        self._gates: dict[Change, list[int]] = {}  # the dependencies a write is `first` of
-        self._waiting = dict.fromkeys(order, 0)  # dependencies not yet fully answered
+        self._then = [[number[c] for c in dep.then] for dep in self._deps]
+        self._gates: list[list[int]] = [[] for _ in order]  # the dependencies a write is `first` of
+        self._waiting = [0] * len(order)  # dependencies not yet fully answered
         self._unanswered = [len(dep.first) for dep in self._deps]
-        for number, dep in enumerate(self._deps):
+        for dep_number, dep in enumerate(self._deps):
             for change in dep.first:
-                self._gates.setdefault(change, []).append(number)
-            for change in dep.then:
-                self._waiting[change] += 1
-        self._height = self._heights(order)
-        self._blocked: dict[Change, tuple[Dependency, Change, bool]] = {}
+                if change in number:  # else never answered: its waiters are never sent
+                    self._gates[number[change]].append(dep_number)
+            for waiter in self._then[dep_number]:
+                self._waiting[waiter] += 1
+        self._height = self._heights()
+        self._blocked: dict[int, tuple[Dependency, Change, bool]] = {}
         self.held: list[Held] = []
-        self._ready: list[tuple[int, int, Change]] = []
-        for change in order:
-            if not self._waiting[change]:
-                self._push(change)
+        self._ready: list[tuple[int, int]] = []
+        for n, waiting in enumerate(self._waiting):
+            if not waiting:
+                self._push(n)
 
-    def _heights(self, order: tuple[Change, ...]) -> dict[Change, int]:
+    def _heights(self) -> list[int]:
         """Each write's longest chain of writes that wait behind it, itself included."""
-        height: dict[Change, int] = {}
+        height = [0] * len(self._order)
         tallest_then: dict[int, int] = {}
-        for change in reversed(order):  # `order` respects every edge: successors come later
+        for n in reversed(range(len(height))):  # plan order respects every edge
             below = 0
-            for number in self._gates.get(change, ()):
-                if number not in tallest_then:
-                    tallest_then[number] = max(height[c] for c in self._deps[number].then)
-                below = max(below, tallest_then[number])
-            height[change] = below + 1
+            for dep_number in self._gates[n]:
+                if dep_number not in tallest_then:
+                    tallest_then[dep_number] = max(height[w] for w in self._then[dep_number])
+                below = max(below, tallest_then[dep_number])
+            height[n] = below + 1
         return height
 
-    def _push(self, change: Change) -> None:
-        heapq.heappush(self._ready, (-self._height[change], self._index[change], change))
+    def _push(self, n: int) -> None:
+        heapq.heappush(self._ready, (-self._height[n], n))
 
     def pop(self) -> Change | None:
-        return heapq.heappop(self._ready)[2] if self._ready else None
+        return self._order[heapq.heappop(self._ready)[1]] if self._ready else None
 
     def answered(self, change: Change, ok: bool) -> None:
         """``change`` is settled: done (``ok``), or failed or held back."""
-        settled = [(change, ok)]
+        settled = [(self._number[change], ok)]
         while settled:
             current, current_ok = settled.pop()
-            for number in self._gates.get(current, ()):
-                dep = self._deps[number]
+            for dep_number in self._gates[current]:
+                dep = self._deps[dep_number]
                 if not current_ok:
                     failed = current not in self._blocked
-                    for waiter in dep.then:
-                        if waiter not in self._blocked and not self._go_ahead(waiter, dep,
-                                                                               current):
-                            self._blocked[waiter] = (dep, current, failed)
-                self._unanswered[number] -= 1
-                if self._unanswered[number]:
+                    for waiter in self._then[dep_number]:
+                        if waiter not in self._blocked and not self._go_ahead(
+                                self._order[waiter], dep, self._order[current]):
+                            self._blocked[waiter] = (dep, self._order[current], failed)
+                self._unanswered[dep_number] -= 1
+                if self._unanswered[dep_number]:
                     continue
-                for waiter in dep.then:
+                for waiter in self._then[dep_number]:
                     self._waiting[waiter] -= 1
                     if self._waiting[waiter]:
                         continue
@@ -116,7 +122,7 @@ class _Graph:
                     if block is None:
                         self._push(waiter)
                     else:
-                        self.held.append(Held(waiter, *block))
+                        self.held.append(Held(self._order[waiter], *block))
                         settled.append((waiter, False))
 
 

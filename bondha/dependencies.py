@@ -55,7 +55,7 @@ def gateway_holders(objects: Iterable[RoutingObject]) -> dict[ObjectRef, tuple[O
     # Per bond and network size, the networks by their first address: a route's lookup
     # costs one mask per prefix length in use, not one test per connected IP.
     networks: dict[tuple[int, int, int], dict[int, list[ObjectRef]]] = {}
-    for obj in sorted(objects, key=lambda o: (o.ref.bond_id, o.ref.id)):
+    for obj in objects:  # a bucket's order does not matter: holders are sorted below
         if obj.ref.kind is Kind.ROUTE:
             routes.append(obj)
         elif obj.ref.kind is Kind.CONNECTED_IP:
@@ -65,6 +65,7 @@ def gateway_holders(objects: Iterable[RoutingObject]) -> dict[ObjectRef, tuple[O
                 bucket = networks.setdefault(key, {})
                 bucket.setdefault(int(network.network_address), []).append(obj.ref)
     holders: dict[ObjectRef, tuple[ObjectRef, ...]] = {}
+    routes.sort(key=lambda o: (o.ref.bond_id, o.ref.id))  # the routes in (bond, id) order
     for route in routes:
         gateway = parse_gateway(route.gateway)
         if gateway is None:

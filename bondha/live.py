@@ -24,17 +24,19 @@ log = logging.getLogger("bondha")
 
 async def _read_kind(api: ApiClient, bond_id: int, kind: Kind, ids: tuple[int, ...]) -> Live:
     """The configured objects of one kind on one bond: one list read where the server serves it."""
-    wanted = {ObjectRef(bond_id, kind, i) for i in ids}
+    wanted = frozenset(ids)  # a set: the list read tests every item it serves against it
     try:
-        listed = {o.ref: o for o in await api.list_objects(bond_id, kind, ids)}
+        listed = {o.ref: o for o in await api.list_objects(bond_id, kind, wanted)}
     except (NotFound, PermissionDenied, BadRequest) as exc:
         # No list for us here (an older server, a narrow permission): the detail reads
         # below then name the exact id that fails, which is what the operator needs.
         log.debug("list of %s on bond %d unusable (%s); reading objects one by one",
                   kind.value, bond_id, exc)
         listed = {}
-    missing = sorted(wanted - listed.keys())
-    for obj in await gather_all(api.get_object(ref) for ref in missing):
+    # By id (every ref listed is of this bond and kind): no ObjectRef made, hashed and
+    # compared per configured id.
+    missing = sorted(wanted.difference(ref.id for ref in listed))
+    for obj in await gather_all(api.get_object(ObjectRef(bond_id, kind, i)) for i in missing):
         listed[obj.ref] = obj
     return listed
 

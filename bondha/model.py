@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import functools
 import ipaddress
+import re
 from collections.abc import Iterator
 
 import attrs
@@ -30,26 +31,33 @@ class Kind(enum.Enum):
         """The field holding the address that pairs an object with its copy on the other bond."""
         return "network" if self is Kind.ROUTE else "ip"
 
+    # The properties below run once per write and per line of a big failover's output:
+    # a lookup by ``_value_`` (a plain attribute, a string whose hash is cached), not a dict
+    # built per call nor the ``value`` descriptor.
     @property
     def config_stem(self) -> str:
         """The middle of the config option name: ``master_<stem>_ids``."""
-        return {"connected_ips": "connected_ip", "routes": "route", "cpe_nat_ips": "cpe_nat_ip"}[
-            self.value
-        ]
+        return _CONFIG_STEMS[self._value_]
 
     @property
     def label(self) -> str:
         """A short human name for logs and tables."""
-        return {"connected_ips": "connected IP", "routes": "route", "cpe_nat_ips": "CPE NAT IP"}[
-            self.value
-        ]
+        return _LABELS[self._value_]
 
     def __lt__(self, other: object) -> bool:
         # Kinds sort in the config's order, so plans and tables have one stable order.
         if not isinstance(other, Kind):
             return NotImplemented
-        order = list(Kind)
-        return order.index(self) < order.index(other)
+        return _KIND_RANKS[self._value_] < _KIND_RANKS[other._value_]
+
+    # Members are singletons compared by identity: the identity hash (in C) fits, where
+    # Enum's hashes the name in Python, once per ObjectRef hash.
+    __hash__ = object.__hash__
+
+
+_CONFIG_STEMS = {"connected_ips": "connected_ip", "routes": "route", "cpe_nat_ips": "cpe_nat_ip"}
+_LABELS = {"connected_ips": "connected IP", "routes": "route", "cpe_nat_ips": "CPE NAT IP"}
+_KIND_RANKS = {kind.value: rank for rank, kind in enumerate(Kind)}
 
 
 class Role(enum.Enum):
@@ -75,7 +83,9 @@ class Secret:
     __str__ = __repr__
 
 
-@attrs.frozen(order=True)
+# cache_hash: a big failover hashes each ref dozens of times (reads, plans, the write
+# graph, the results), each time hashing its Kind too.
+@attrs.frozen(order=True, cache_hash=True)
 class ObjectRef:
     """Names one routing object on one bond: enough to build its URL."""
 
@@ -95,13 +105,29 @@ def normalize_address(raw: str) -> str:
     return _normalized(raw)
 
 
+# An IPv4 address in the form ipaddress writes it (no leading zeros), with an optional prefix
+# length: canonical already, but for the /32 ipaddress adds to a bare address.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}(/(?:3[0-2]|[12]?[0-9]))?")
+
+
 @functools.lru_cache(maxsize=8192)  # each address comes back in every read and write
 def _normalized(raw: str) -> str:
     text = raw.strip()
+    # The usual text, without ipaddress's parse (a CLI run meets every address once).
+    canonical = _CANONICAL_IPV4.fullmatch(text)
+    if canonical is not None:
+        return text if canonical.group(1) else f"{text}/32"
     try:
         return str(ipaddress.ip_interface(text))
     except ValueError:
         return text
+
+
+def _optional_address(raw: str | None) -> str | None:
+    # RoutingObject.address's converter, run for every object read and every write's
+    # answer: one Python call, not attrs' optional() wrapper around normalize_address.
+    return None if raw is None else _normalized(raw)
 
 
 @attrs.frozen
@@ -114,9 +140,7 @@ class RoutingObject:
 
     ref: ObjectRef
     enabled: bool
-    address: str | None = attrs.field(
-        default=None, converter=attrs.converters.optional(normalize_address)
-    )
+    address: str | None = attrs.field(default=None, converter=_optional_address)
     gateway: str | None = None
 
 

@@ -53,7 +53,7 @@ PLAN_SCHEMA = "bondha.plan/1"
 Live = Mapping[ObjectRef, RoutingObject]
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # a key of every table of the write graph (bondha.apply)
 class Change:
     """One write: ``PATCH {"enabled": enabled}`` on ``ref``."""
 
@@ -113,9 +113,14 @@ class Dependency:
         return f"{label} {', '.join(c.address or f'#{c.ref.id}' for c in self.first)}"
 
     def to_json(self) -> dict[str, Any]:
+        return self._to_json({c: c.to_json() for c in (*self.first, *self.then)})
+
+    def _to_json(self, documents: Mapping[Change, dict[str, Any]]) -> dict[str, Any]:
+        # ``documents``: the changes' to_json(), made once per plan, not once per edge block.
+        known = documents.get
         return {"reason": self.reason.value, "after": self.after,
-                "first": [c.to_json() for c in self.first],
-                "then": [c.to_json() for c in self.then]}
+                "first": [known(c) or c.to_json() for c in self.first],
+                "then": [known(c) or c.to_json() for c in self.then]}
 
 
 @attrs.frozen
@@ -198,6 +203,18 @@ class Plan:
                 found.setdefault(change, []).append(dependency)
         return {change: tuple(deps) for change, deps in found.items()}
 
+    def _named_waits(self) -> dict[Change, list[str]]:
+        """Each write that waits for more than its address's other copy, mapped to the
+        :attr:`Dependency.after` of each (made once per edge block, not once per write)."""
+        found: dict[Change, list[str]] = {}
+        for dependency in self.dependencies:
+            if dependency.reason is Reason.ADDRESS:
+                continue
+            after = dependency.after
+            for change in dependency.then:
+                found.setdefault(change, []).append(after)
+        return found
+
     def __bool__(self) -> bool:
         return bool(self.steps)
 
@@ -205,8 +222,11 @@ class Plan:
         return sum(len(s.changes) for s in self.steps)
 
     def summary(self) -> str:
+        return self._summary(self.changes)
+
+    def _summary(self, changes: tuple[Change, ...]) -> str:
         counts: dict[tuple[str, int], int] = {}
-        for change in self.changes:
+        for change in changes:
             key = (change.verb, change.ref.bond_id)
             counts[key] = counts.get(key, 0) + 1
         parts = [f"{n} to {verb} on bond {bond}" for (verb, bond), n in sorted(
@@ -232,11 +252,11 @@ class Plan:
         names = [(step.kind.label, step.address or "(no address)") for step in self.steps]
         kind_width = max(len(kind) for kind, _ in names)
         address_width = max(len(address) for _, address in names)
-        waits = self.waits()
+        named = self._named_waits()
         lines = [f"{head}:"]
         for (kind, address), step in zip(names, self.steps):
             actions = ", then ".join(
-                f"{c.verb} {c.ref.id} on bond {c.ref.bond_id}{_after_text(waits.get(c, ()))}"
+                f"{c.verb} {c.ref.id} on bond {c.ref.bond_id}{_after_text(named.get(c))}"
                 for c in step.changes)
             lines.append(f"  {kind:<{kind_width}}  {address:<{address_width}}  {actions}")
         lines += self.unpaired_lines()
@@ -245,31 +265,31 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         """The ``bondha.plan/1`` document (docs/json.md)."""
-        waits = self.waits()
-        entries = {c: {**c.to_json(), "after": [d.after for d in waits.get(c, ())
-                                                if d.reason is not Reason.ADDRESS]}
-                   for step in self.steps for c in step.changes}
+        named = self._named_waits()
+        documents = {c: c.to_json() for step in self.steps for c in step.changes}
+        entries = {c: {**document, "after": list(named.get(c, ()))}
+                   for c, document in documents.items()}
+        changes = self.changes
         return {
             "schema": PLAN_SCHEMA,
             "active": self.role.value,
             "active_bond_id": self.active_bond_id,
-            "changes": [entries[c] for c in self.changes],
+            "changes": [entries[c] for c in changes],
             "unchanged": len(self.unchanged),
             "addresses": [
                 {"kind": step.kind.value, "address": step.address,
                  "changes": [entries[c] for c in step.changes]}
                 for step in self.steps
             ],
-            "summary": self.summary(),
+            "summary": self._summary(changes),
             "unpaired": [{"bond_id": o.ref.bond_id, "kind": o.ref.kind.value, "id": o.ref.id,
                           "enabled": o.enabled, "address": o.address} for o in self.unpaired],
-            "dependencies": [d.to_json() for d in self.dependencies],
+            "dependencies": [d._to_json(documents) for d in self.dependencies],
         }
 
 
-def _after_text(waits: tuple[Dependency, ...]) -> str:
+def _after_text(named: list[str] | None) -> str:
     """`` (after connected IP 203.0.113.1/30)``; the address's own order goes without saying."""
-    named = [d.after for d in waits if d.reason is not Reason.ADDRESS]
     return f" (after {' and '.join(named)})" if named else ""
 
 
@@ -282,13 +302,20 @@ def desired_state(pair: Pair, role: Role) -> dict[ObjectRef, bool]:
 def group_addresses(objects: Iterable[RoutingObject]) -> tuple[FloatingAddress, ...]:
     """Group objects into floating addresses, in a deterministic order."""
     groups: dict[tuple[Kind, str], list[RoutingObject]] = {}
-    for obj in sorted(objects, key=lambda o: o.ref):
+    # One sort, by kind, then by ref: each group's objects come out in ref order, and the
+    # groups in the order of their first objects (kind, then ref), with no second sort.
+    for obj in sorted(objects, key=_kind_then_ref):
         key = (obj.ref.kind, obj.address if obj.address is not None else f"#{obj.ref}")
         groups.setdefault(key, []).append(obj)
-    ordered = sorted(groups.values(), key=lambda objs: (objs[0].ref.kind, objs[0].ref))
     return tuple(
-        FloatingAddress(objs[0].ref.kind, objs[0].address, tuple(objs)) for objs in ordered
+        FloatingAddress(objs[0].ref.kind, objs[0].address, tuple(objs)) for objs in groups.values()
     )
+
+
+def _kind_then_ref(obj: RoutingObject) -> tuple[int, int, int]:
+    # (kind, ref) as plain ints, in that order: ref's own kind then adds nothing.
+    ref = obj.ref
+    return _KIND_ORDER[ref.kind], ref.bond_id, ref.id
 
 
 def make_plan(pair: Pair, role: Role, live: Live, *, float_unpaired: bool = False) -> Plan:
@@ -297,34 +324,50 @@ def make_plan(pair: Pair, role: Role, live: Live, *, float_unpaired: bool = Fals
     ``live`` must hold every configured object (the read step guarantees it). Objects whose
     address is on one bond only are left alone (``Plan.unpaired``) unless ``float_unpaired``.
     """
-    want = desired_state(pair, role)
-    missing = [str(ref) for ref in want if ref not in live]
-    if missing:
-        raise ValueError(f"live state lacks {', '.join(missing)}")
+    objects = _configured(pair, live)
+    # desired_state(pair, role), without a lookup per object: on the active bond, enabled.
+    active = pair.side(role).bond_id
     steps: list[Step] = []
     unchanged: list[ObjectRef] = []
     unpaired: list[RoutingObject] = []
     dependencies: list[Dependency] = []
-    for floating in group_addresses(live[ref] for ref in want):
+    for floating in group_addresses(objects):
         if floating.unpaired and not float_unpaired:
             unpaired.extend(floating.objects)
             continue
-        wrong = [o for o in floating.objects if o.enabled != want[o.ref]]
-        unchanged.extend(o.ref for o in floating.objects if o.enabled == want[o.ref])
-        if wrong:
-            ordered = sorted(wrong, key=lambda o: (want[o.ref], o.ref))  # disables first
-            step = Step(floating.kind, floating.address, tuple(
-                Change(o.ref, want[o.ref], o.address) for o in ordered))
-            steps.append(step)
-            offs = tuple(c for c in step.changes if not c.enabled)
-            ons = tuple(c for c in step.changes if c.enabled)
+        offs: list[Change] = []  # the inactive bond's copies, disabled first
+        ons: list[Change] = []
+        for obj in floating.objects:  # in ref order, so each list is too
+            ref = obj.ref
+            on = ref.bond_id == active
+            if obj.enabled == on:
+                unchanged.append(ref)
+            else:
+                (ons if on else offs).append(Change(ref, on, obj.address))
+        if offs or ons:
+            steps.append(Step(floating.kind, floating.address, (*offs, *ons)))
             if offs and ons:
-                dependencies.append(Dependency(Reason.ADDRESS, offs, ons))
+                dependencies.append(Dependency(Reason.ADDRESS, tuple(offs), tuple(ons)))
     planned = {c.ref: c for step in steps for c in step.changes}
-    dependencies += _gateway_dependencies(planned, [live[ref] for ref in want])
+    dependencies += _gateway_dependencies(planned, objects)
     dependencies += _cpe_nat_dependencies(planned)
-    return Plan(role, pair.side(role).bond_id, tuple(steps), tuple(sorted(unchanged)),
-                tuple(sorted(unpaired, key=lambda o: o.ref)), tuple(dependencies))
+    return Plan(role, active, tuple(steps), tuple(sorted(unchanged, key=_ref_key)),
+                tuple(sorted(unpaired, key=lambda o: _ref_key(o.ref))), tuple(dependencies))
+
+
+def _configured(pair: Pair, live: Live) -> list[RoutingObject]:
+    """The objects of ``live`` that ``pair`` configures, each once (in no particular order:
+    the planner sorts); ValueError naming each configured object that ``live`` lacks."""
+    ids: dict[tuple[int, Kind], set[int]] = {}
+    for side in (pair.master, pair.backup):
+        for kind in Kind:
+            ids.setdefault((side.bond_id, kind), set()).update(side.ids(kind))
+    # One pass over ``live`` with plain keys: no ObjectRef made, hashed and compared per id.
+    objects = [obj for ref, obj in live.items() if ref.id in ids.get((ref.bond_id, ref.kind), ())]
+    if len(objects) != sum(len(configured) for configured in ids.values()):
+        missing = [str(ref) for ref in dict.fromkeys(pair.refs()) if ref not in live]
+        raise ValueError(f"live state lacks {', '.join(missing)}")
+    return objects
 
 
 def _gateway_dependencies(planned: Mapping[ObjectRef, Change],

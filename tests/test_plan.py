@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from random import Random
 
 import attrs
+import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 
 from bondha.model import BondSide, Kind, ObjectRef, Pair, Role, RoutingObject
 from bondha.plan import Change, Plan, desired_state, group_addresses, make_plan
@@ -167,3 +170,44 @@ def test_unserved_is_empty_exactly_when_the_active_bond_alone_carries_every_addr
     # A plan that floats every object leaves unserved only addresses without a copy on the
     # active bond: no write can serve those.
     assert len(unserved_addresses(after, active)) == len(lone_on_one_bond)
+
+
+@given(pairs_and_live(), st.randoms(use_true_random=False))
+def test_addresses_group_in_kind_then_ref_order_whatever_the_input_order(
+        case: tuple[Pair, Live], random: Random) -> None:
+    _, live = case
+    objects = list(live.values())
+    random.shuffle(objects)
+    groups = group_addresses(objects)
+    assert groups == group_addresses(live.values())
+    assert sorted(groups, key=lambda g: (g.kind, g.objects[0].ref)) == list(groups)
+    for group in groups:
+        assert list(group.objects) == sorted(group.objects, key=lambda o: o.ref)
+        assert {(o.ref.kind, o.address) for o in group.objects} == {(group.kind, group.address)}
+    assert sorted(o.ref for g in groups for o in g.objects) == sorted(live)
+
+
+@given(pairs_and_live(), roles)
+def test_each_address_disables_first_and_the_plan_lists_what_stays_in_ref_order(
+        case: tuple[Pair, Live], role: Role) -> None:
+    pair, live = case
+    plan = make_plan(pair, role, live, float_unpaired=True)
+    want = desired_state(pair, role)
+    for step in plan.steps:
+        enabled = [c.enabled for c in step.changes]
+        assert enabled == sorted(enabled)  # disables first
+        for verb in (False, True):
+            refs = [c.ref for c in step.changes if c.enabled is verb]
+            assert refs == sorted(refs)
+    assert list(plan.unchanged) == sorted(ref for ref in want if live[ref].enabled == want[ref])
+
+
+def test_a_live_state_without_a_configured_object_is_refused_naming_each() -> None:
+    pair, live = _pair()
+    del live[ObjectRef(3, Kind.CONNECTED_IP, 5)]
+    del live[ObjectRef(1, Kind.ROUTE, 7)]
+    other_bond_copy = ObjectRef(3, Kind.ROUTE, 7)  # an unconfigured object does not stand in
+    live[other_bond_copy] = RoutingObject(other_bond_copy, True, "198.51.100.0/24")
+    with pytest.raises(ValueError, match=r"^live state lacks route 7 on bond 1, "
+                                         r"connected IP 5 on bond 3$"):
+        make_plan(pair, Role.BACKUP, live)

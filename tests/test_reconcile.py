@@ -232,3 +232,18 @@ def test_a_failing_write_is_tried_exactly_attempts_times_per_round(
     rounds = info.value.result.rounds
     patches_of_7 = server.stats().requests_by_method["PATCH"] - len(server.stats().writes)
     assert patches_of_7 == attempts * rounds
+
+
+def test_without_list_reads_each_object_is_read_alone_and_the_pair_is_the_same(
+        server: StandInServer, config: Config) -> None:
+    listed = bondha.read_live(config)
+    server.inject(Fault(method="GET", path=r"/(connected_ips|routes|cpe_nat_ips)/$",
+                        status=404, body='{"detail": "Not found."}'))
+    before = server.stats().requests_by_method["GET"]
+    alone = bondha.read_live(config)
+    assert alone == listed
+    assert list(alone) == list(listed)
+    lists = sum(1 for side in (config.pair.master, config.pair.backup) for kind in Kind
+                if side.ids(kind))
+    # Each list refused, then one detail read per object.
+    assert server.stats().requests_by_method["GET"] - before == lists + len(listed)
