@@ -12,7 +12,9 @@ reads, every write, the verification), the result's text and its ``--json`` docu
 ``bench/notify_cpu.py`` counts whole processes.
 
 Printed: per checkout the median of each figure over the runs, and its ratio to the first
-checkout. Run by hand, never in CI.
+checkout. Run by hand, never in CI. Each checkout is byte-compiled first, as an installed
+bondha is (``PYTHONDONTWRITEBYTECODE`` would otherwise leave every process compiling);
+``--style`` picks how the server writes and accepts (``bench/failover.py``).
 """
 
 from __future__ import annotations
@@ -27,9 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from failover import byte_compile
+
 # Runs in the child, with one checkout first on sys.path.
 CHILD = r"""
 import io, json, logging, os, statistics, sys, time
+import bondha
 from bondha.cli.output import print_json
 from bondha.config import load_config
 from bondha.log import setup_logging
@@ -57,7 +64,8 @@ for _ in range(plan_calls):  # the next failover's plan, from the pair as read b
     make_plan(config.pair, active.other, result.live)
     plans.append(time.process_time() - started)
 assert result.converged and len(result.done) == len(result.plan), result.render()[-300:]
-print(json.dumps({"make_plan": statistics.median(plans), "reconcile": reconciled,
+print(json.dumps({"package": bondha.__file__,
+                  "make_plan": statistics.median(plans), "reconcile": reconciled,
                   "render": rendered,
                   "json": documented, "writes": len(result.done)}))
 """
@@ -69,16 +77,21 @@ def main() -> int:
     parser.add_argument("--objects", type=int, default=200, help="floating objects per kind")
     parser.add_argument("--latency", type=float, default=0.005, help="server latency, seconds")
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--style", choices=("proxy", "stdlib", "close"), default="proxy",
+                        help="how the server writes and accepts (default %(default)s)")
     parser.add_argument("--plan-calls", type=int, default=7,
                         help="make_plan calls per run (their median counts)")
     args = parser.parse_args()
     figures = ("reconcile", "render", "json", "make_plan")
+    for root in args.roots:
+        byte_compile(Path(root) / "bondha")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         ready, config = work / "ready", work / "c.conf"
         server = subprocess.Popen([sys.executable, "-m", "bondha.testing", "--fixture",
                                    f"pair:{args.objects}", "--latency", str(args.latency),
-                                   "--ready-file", str(ready), "--write-config", str(config)])
+                                   "--ready-file", str(ready), "--write-config", str(config),
+                                   "--style", args.style])
         try:
             while not ready.exists():
                 time.sleep(0.05)
@@ -98,6 +111,9 @@ def main() -> int:
                         sys.stderr.write(f"{root}: exit {done.returncode}\n{done.stdout}")
                         return 1
                     numbers = json.loads(done.stdout.splitlines()[-1])
+                    if not numbers["package"].startswith(str(Path(root).resolve())):
+                        sys.stderr.write(f"{root}: imported {numbers['package']} instead\n")
+                        return 1
                     for name in figures:
                         seen[root][name].append(numbers[name])
                     active = "master" if active == "backup" else "backup"
