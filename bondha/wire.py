@@ -173,10 +173,6 @@ class Headers:
                   if key.lower() == wanted]
         return ", ".join(values) if values else default
 
-    def items(self) -> list[tuple[str, str]]:
-        return [(key.decode("latin-1"), value.decode("latin-1"))
-                for key, value in self._fields]
-
 
 class Answer:
     """A whole answer: status, headers and the body, read to its end."""
