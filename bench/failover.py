@@ -128,6 +128,8 @@ class Run:
     cpu: float = 0.0  # the process's user + system seconds: less at the mercy of other load
     dependency_violations: int = 0  # accepted writes that left a route without its gateway
     dependency_refusals: int = 0  # the same, refused by a --strict server
+    most_open: int = 0  # connections open at once, at most, as the server counted them
+    server_cpu: float = 0.0  # the stand-in process's CPU seconds during the run (Linux)
 
 
 def make_certificate(workdir: Path) -> tuple[Path, Path]:
@@ -199,6 +201,16 @@ class StandIn:
                 self.control("POST", f"objects/{record['bond_id']}/{record['kind']}/"
                              f"{record['id']}", {"enabled": wanted})
 
+    def cpu(self) -> float:
+        """The stand-in's user + system CPU seconds so far (0 where /proc is missing). Its
+        threads share one interpreter lock: a run cannot end sooner than the client's
+        start-up plus this, whatever the client does."""
+        try:
+            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
@@ -234,12 +246,14 @@ def run_once(tool: str, standin: StandIn) -> Run:
     role = "backup" if standin.active == "master" else "master"
     standin.control("POST", "reset")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    server_before = standin.cpu()
     started = time.perf_counter()
     # cwd: not a checkout, so that `python -m bondha` imports the one PYTHONPATH names.
     done = subprocess.run(command(tool, standin.config, role), capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, check=False,
                           env=_environment(tool, standin.env), cwd=standin.config.parent)
     wall = time.perf_counter() - started
+    server_cpu = standin.cpu() - server_before
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     stats = standin.control("GET", "stats")
@@ -256,7 +270,7 @@ def run_once(tool: str, standin: StandIn) -> Run:
     return Run(tool, wall, done.returncode, converged, stats["requests"], stats["connections"],
                len(stats["writes"]), report["dark_seconds"], report["longest_dark_seconds"],
                report["overlap_moments"], gap, cpu, stats.get("dependency_violations", 0),
-               stats.get("dependency_refusals", 0))
+               stats.get("dependency_refusals", 0), stats.get("most_open", 0), server_cpu)
 
 
 def measure(scenario: Scenario, runs: int, pool_size: int | None, style: str = "proxy",
@@ -398,8 +412,9 @@ def write_rounds(standin: StandIn, pool_size: int) -> int:
 # -- the table ---------------------------------------------------------------------------
 
 COLUMNS = ("latency", "addresses", "old s", "bondha s", "bondha/old", "target", "floor s",
-           "bondha/floor", "requests", "connections (max)", "longest write gap s (max)",
-           "dark vs old", "overlaps", "dependency violations", "converged")
+           "bondha/floor", "requests", "connections (max)", "at once (max)",
+           "longest write gap s (max)", "dark vs old", "overlaps", "dependency violations",
+           "converged")
 
 
 def _median(runs: list[Run], field: str) -> float:
@@ -441,6 +456,7 @@ def table_row(scenario: Scenario, results: dict[str, list[Run]], floor: Floor) -
         f"{_median(old, 'wall'):.3f}", f"{_median(new, 'wall'):.3f}", f"{ratio['wall']:.3f}x",
         *extra, verdict, f"{floor.seconds:.3f}", f"{ratio['floor']:.2f}x",
         f"{_median(new, 'requests'):g}", str(max(run.connections for run in new)),
+        str(max(run.most_open for run in new)),
         f"{max(run.longest_write_gap for run in new):.3f}", f"{ratio['dark']:.4f}x",
         str(max(run.overlap_moments for run in old + new)),
         f"{statistics.median(violations):g} (max {max(violations)})"
@@ -647,7 +663,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"... {style} {scenario.latency * 1000:g} ms {scenario.addresses}: "
                       f"{ratio['wall']:.3f}x of old{compared}, {ratio['floor']:.2f}x of the floor "
                       f"(start-up {floor.startup:.3f} s, round trip {floor.rtt * 1000:.1f} ms, "
-                      f"{floor.rounds} write rounds)", flush=True)
+                      f"{floor.rounds} write rounds; the server's CPU "
+                      f"{_median(results['bondha'], 'server_cpu'):.3f} s for bondha, "
+                      f"{_median(results['old'], 'server_cpu'):.3f} s for old)", flush=True)
             print()
             print(f"style {style}:")
             print(markdown(rows))

@@ -60,6 +60,7 @@ def test_each_style_converges_with_no_request_resent(styled: StandInServer,
         assert stats.connections == stats.requests  # the server allowed one request each
     else:
         assert stats.connections <= POOL
+    assert 1 < stats.most_open <= POOL  # concurrent, and never more than the pool at once
     assert styled.address_report().overlap_moments == 0
 
 

@@ -82,6 +82,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         self._counted = False
+        self._ended = False
         # Per style: with Nagle on, a second small write waits for the ACK of the first.
         self.disable_nagle_algorithm = self.server.style.nodelay  # type: ignore[misc]
         if self.server.tls is not None:
@@ -89,14 +90,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.request.settimeout(self.timeout)
             self.request = self.server.tls.wrap_socket(self.request, server_side=True)
         super().setup()
+        self.server.standin._store.connection_opened()  # finish() will end it
         self.server.track(self.connection, is_open=True)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
+            self._ending()
             self.server.track(self.connection, is_open=False)
             self.connection.close()
+
+    def _ending(self) -> None:
+        """Once per connection: it is no longer open."""
+        if not self._ended:
+            self._ended = True
+            self.server.standin._store.connection_ending()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: benchmarks send thousands of requests."""
@@ -112,6 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
         host = headers.get("host")
         base_url = f"{scheme}://{host}" if host else self.server.standin.url
         request = Request(self.command, url.path, url.query, headers, body, base_url)
+        if url.path.startswith(PREFIX):
+            self._ending()  # a test's or benchmark's own connection: not counted as open
         response = self.server.standin._respond(request, first_on_connection=not self._counted)
         if not url.path.startswith(PREFIX):
             self._counted = True
@@ -151,6 +162,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif self.close_connection or self.server.style.close_always:
             self.close_connection = True
             lines.append("Connection: close")
+        if self.close_connection:
+            self._ending()
         head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
         body = b"" if self.command == "HEAD" else response.body
         if self.server.style.split_writes:

@@ -80,14 +80,17 @@ class Stats:
     """What clients did since the server started or :meth:`reset` was called.
 
     ``connections`` counts TCP connections that carried at least one API request, so
-    ``requests / connections`` shows how well a client reuses connections. ``violations``
-    are the writes that broke (or, refused, would have broken) a route's gateway.
+    ``requests / connections`` shows how well a client reuses connections; ``most_open`` is
+    the most of them open at once (with a server that closes every connection, that, not
+    the count, shows whether a client stayed within its pool). ``violations`` are the
+    writes that broke (or, refused, would have broken) a route's gateway.
     """
 
     requests_by_method: Mapping[str, int]
     connections: int
     writes: tuple[Write, ...]
     violations: tuple[Violation, ...] = ()
+    most_open: int = 0
 
     @property
     def requests(self) -> int:
@@ -108,6 +111,7 @@ class Stats:
             "requests": self.requests,
             "requests_by_method": dict(self.requests_by_method),
             "connections": self.connections,
+            "most_open": self.most_open,
             "writes": [write.to_json() for write in self.writes],
             "dependency_violations": self.dependency_violations,
             "dependency_refusals": self.dependency_refusals,
@@ -180,6 +184,8 @@ class ObjectStore:
         self._timeline = AddressTimeline(floating, clock())
         self._requests: collections.Counter[str] = collections.Counter()
         self._connections = 0
+        self._open = 0  # connections accepted and not yet ended
+        self._most_open = 0
         self._writes: list[Write] = []
 
     def _enabled_bonds(self, key: AddressKey) -> int:
@@ -272,10 +278,23 @@ class ObjectStore:
             self._requests[method] += 1
             self._connections += new_connection
 
+    def connection_opened(self) -> None:
+        """A connection was accepted: open from now on, as the client sees it."""
+        with self._lock:
+            self._open += 1
+            self._most_open = max(self._most_open, self._open)
+
+    def connection_ending(self) -> None:
+        """A connection gets its last answer, or ends, or turned out to carry the control
+        API (not a client's): no longer open. Called before that answer is written, so a
+        client's next connect is never counted first."""
+        with self._lock:
+            self._open -= 1
+
     def stats(self) -> Stats:
         with self._lock:
             return Stats(dict(self._requests), self._connections, tuple(self._writes),
-                         tuple(self._violations))
+                         tuple(self._violations), self._most_open)
 
     def report(self) -> AddressReport:
         with self._lock:
@@ -285,6 +304,7 @@ class ObjectStore:
         with self._lock:
             self._requests.clear()
             self._connections = 0
+            self._most_open = self._open
             self._writes.clear()
             self._violations.clear()
             self._timeline.reset(self._clock())
