@@ -99,6 +99,48 @@ def _content_length(head: h11.Response) -> int | None:
     return None
 
 
+def _connecting(loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                address: Any) -> asyncio.Future[None]:
+    """A non-blocking connect of ``sock`` as a plain future: what ``loop.sock_connect``
+    does, without a task and the turn of the event loop that starts it. Whoever gives up on
+    it calls :func:`_abandon` before closing the socket."""
+    future: asyncio.Future[None] = loop.create_future()
+    try:
+        sock.connect(address)
+    except (BlockingIOError, InterruptedError):
+        fd = sock.fileno()
+
+        def writable() -> None:
+            loop.remove_writer(fd)
+            if future.done():
+                return
+            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if error:
+                future.set_exception(OSError(error, f"Connect call failed {address}"))
+            else:
+                future.set_result(None)
+
+        try:
+            loop.add_writer(fd, writable)
+        except NotImplementedError:  # not a selector loop (Windows): asyncio's own way
+            return asyncio.ensure_future(loop.sock_connect(sock, address))
+    except OSError as exc:
+        future.set_exception(exc)
+    else:
+        future.set_result(None)
+    return future
+
+
+def _abandon(loop: asyncio.AbstractEventLoop, attempt: asyncio.Future[None],
+             sock: socket.socket) -> None:
+    """Stop a connect and close its socket; the watch on it ends first, while the number
+    is still its own (a socket opened next may get the same one)."""
+    attempt.cancel()
+    with contextlib.suppress(NotImplementedError, ValueError):
+        loop.remove_writer(sock)
+    sock.close()
+
+
 class _Stale(Exception):
     """A kept-alive connection the server had closed: nothing was answered, try a fresh one."""
 
@@ -234,6 +276,9 @@ class Lanes(Wire):
             if not connection.closed():
                 return connection
             self._discard(connection)  # the server's idle timeout: no use sending on it
+        if not self._waiting and len(self._open) + self._dialling < self._size and (
+                clock.interrupt is None or where[0] == "http"):
+            return await self._dial_here(where, timeout, clock)
         self._last = (where, timeout)
         waiter: asyncio.Future[_Connection] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
@@ -248,6 +293,29 @@ class Lanes(Wire):
             if isinstance(exc, asyncio.TimeoutError):
                 raise ConnectTimeout("connection timed out") from None
             raise
+
+    async def _dial_here(self, where: Origin, timeout: float | None,
+                         clock: _Clock) -> _Connection:
+        """A connection dialled in the requesting task itself, when nobody waits ahead of it
+        and the pool has room.
+
+        A dial task and the hand-over through a waiter cost four more turns of the event
+        loop, and each turn waits behind the other lanes' work. Against a server that closes
+        every connection, that kept all lanes in step: each round waited for the whole
+        round's CPU before any next request went out. The interrupt is called while the
+        TCP connect waits; a TLS handshake cannot call it, so a request that has one to call
+        waits for an https connection through the waiter instead.
+        """
+        self._dialling += 1
+        self.most_open = max(self.most_open, len(self._open) + self._dialling)
+        try:
+            try:
+                limit = clock.limit(timeout)
+            except asyncio.TimeoutError:
+                raise ConnectTimeout("connection timed out") from None
+            return await self._connect(where, limit, clock.interrupt)
+        finally:
+            self._dialling -= 1
 
     def _release(self, connection: _Connection) -> None:
         """Hand ``connection`` to the longest-waiting request, or keep it idle."""
@@ -326,15 +394,16 @@ class Lanes(Wire):
             raise
         return opened
 
-    async def _connect(self, where: Origin, timeout: float | None) -> _Connection:
+    async def _connect(self, where: Origin, timeout: float | None,
+                       interrupt: Callable[[], None] | None = None) -> _Connection:
         scheme, host, port = where
         secure = scheme == "https"
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         try:
-            sock = await self._tcp_connect(host, port, deadline)
+            sock = await self._tcp_connect(host, port, deadline, interrupt)
             # The TLS handshake is never hedged: it is the server's CPU, not a lost packet.
-            reader, writer = await asyncio.wait_for(asyncio.open_connection(
+            reader, writer = await _within(asyncio.open_connection(
                 sock=sock, ssl=self._tls if secure else None,
                 server_hostname=host if secure else None),
                 None if deadline is None else max(0.0, deadline - loop.time()))
@@ -347,9 +416,11 @@ class Lanes(Wire):
         self.connects += 1
         return connection
 
-    async def _tcp_connect(self, host: str, port: int, deadline: float | None) -> socket.socket:
+    async def _tcp_connect(self, host: str, port: int, deadline: float | None,
+                           interrupt: Callable[[], None] | None = None) -> socket.socket:
         """A connected socket; a connect far slower than the fastest one so far is dialled
-        again (its SYN was dropped by a full accept queue; a new one gets in)."""
+        again (its SYN was dropped by a full accept queue; a new one gets in). ``interrupt``
+        is called while it waits."""
         loop = asyncio.get_running_loop()
         if (self._addresses is None or self._addresses[0] != (host, port)
                 or loop.time() - self._resolved > _RESOLVED_FOR):
@@ -365,16 +436,15 @@ class Lanes(Wire):
                 sock = socket.socket(family, socket.SOCK_STREAM)
                 sock.setblocking(False)
                 started = loop.time()
-                attempt = asyncio.ensure_future(loop.sock_connect(sock, address))
+                attempt = _connecting(loop, sock, address)
                 try:
-                    stalled = await self._stalled(attempt, started, deadline, stalls)
+                    stalled = await self._stalled(attempt, started, deadline, stalls,
+                                                  interrupt)
                 except BaseException:
-                    attempt.cancel()
-                    sock.close()
+                    _abandon(loop, attempt, sock)
                     raise
                 if stalled:
-                    attempt.cancel()
-                    sock.close()
+                    _abandon(loop, attempt, sock)
                     break
                 try:
                     attempt.result()
@@ -394,11 +464,15 @@ class Lanes(Wire):
             stalls += 1
 
     async def _stalled(self, attempt: asyncio.Future[Any], started: float,
-                       deadline: float | None, stalls: int) -> bool:
+                       deadline: float | None, stalls: int,
+                       interrupt: Callable[[], None] | None = None) -> bool:
         """Wait for ``attempt``; True when it is far slower than the connects that succeeded
-        (each stall of the same connect doubles the patience: the queue has not drained)."""
+        (each stall of the same connect doubles the patience: the queue has not drained).
+        ``interrupt`` is called at least every ``_SLICE`` seconds while it waits."""
         loop = asyncio.get_running_loop()
         while True:
+            if interrupt is not None and not attempt.done():
+                interrupt()
             now = loop.time()
             if deadline is not None and now >= deadline:
                 return True
@@ -412,6 +486,8 @@ class Lanes(Wire):
                 wait = started + patience - now
             if deadline is not None:
                 wait = min(wait, deadline - now)
+            if interrupt is not None:
+                wait = min(wait, _SLICE)
             done, _ = await asyncio.wait({attempt}, timeout=wait)
             if done:
                 return False

@@ -20,7 +20,7 @@ from bondha.config import ApiSettings
 from bondha.httpxwire import HttpxWire
 from bondha.model import Secret
 from bondha.transport import Lanes, default_transport, tls_context
-from bondha.wire import ConnectTimeout, Request
+from bondha.wire import ConnectError, ConnectTimeout, Request
 from tests.certificates import Certificates, make_certificates
 
 
@@ -81,6 +81,26 @@ def test_a_connection_closed_while_idle_is_replaced(closing_server: tuple[str, l
     assert len(connections) == 3
 
 
+def test_a_refused_connect_is_a_connect_error_and_frees_its_place() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # nobody listens there now: the kernel refuses
+
+    async def twice() -> list[str]:
+        lanes = Lanes(1, ssl.create_default_context())
+        errors = []
+        for _ in range(2):  # a second time: the failed dial did not keep the only place
+            with pytest.raises(ConnectError) as caught:
+                await lanes.exchange(Request("GET", f"http://127.0.0.1:{port}/x/", timeout=5.0))
+            errors.append(str(caught.value))
+        assert lanes.open == 0
+        await lanes.aclose()
+        return errors
+
+    errors = asyncio.run(asyncio.wait_for(twice(), 30))  # a hang guard
+    assert errors == [f"[Errno 111] Connect call failed ('127.0.0.1', {port})"] * 2
+
+
 def _settings(url: str) -> ApiSettings:
     return ApiSettings(base_url=url, user="u", password=Secret("p"))
 
@@ -136,6 +156,44 @@ def test_a_request_waiting_for_a_lane_ends_at_its_deadline_and_heeds_its_guard()
     try:
         asyncio.run(asyncio.wait_for(scenario(), 30))  # a hang guard, not a timing assertion
     finally:
+        listener.close()
+    assert len(calls) == 3
+
+
+def test_a_connect_that_hangs_heeds_the_guard() -> None:
+    """A server whose accept queue is full drops the SYN: the connect waits, and a request
+    that dials for itself calls its guard meanwhile (a newer event ends it at once)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)  # accepts nothing: the queue fills with the first connects
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(listener.getsockname())
+        fillers.append(filler)
+    time.sleep(0.2)
+    calls: list[int] = []
+
+    def guard() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise _Stop
+
+    async def scenario() -> None:
+        lanes = Lanes(1, ssl.create_default_context())
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/x/"
+        with pytest.raises(_Stop):
+            await lanes.exchange(Request("GET", url, timeout=60.0, interrupt=guard))
+        assert lanes.open == 0  # the abandoned connect freed its place
+        await lanes.aclose()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 30))  # a hang guard, not a timing assertion
+    finally:
+        for filler in fillers:
+            filler.close()
         listener.close()
     assert len(calls) == 3
 
