@@ -50,6 +50,7 @@ import h11
 
 from .config import ApiSettings
 from .config.secrets import load_ca_bundle
+from .connections import Connection, SocketConnection, StreamConnection, abandon, connecting
 from .wire import (
     Answer,
     AnswerTooLarge,
@@ -66,8 +67,6 @@ from .wire import (
 
 __all__ = ["DEFAULT_MAX_BODY", "AnswerTooLarge", "Lanes", "default_transport", "tls_context"]
 
-_READ_SIZE = 65536
-_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 # A connect still pending this long after the fastest one to the same server completed
 # (times _HEDGE_FACTOR), or _HEDGE_MIN at least, is taken for a SYN dropped by a full accept
 # queue: dialled again at once instead of waiting for the kernel's 1 s retransmission.
@@ -99,72 +98,15 @@ def _content_length(head: h11.Response) -> int | None:
     return None
 
 
-def _connecting(loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                address: Any) -> asyncio.Future[None]:
-    """A non-blocking connect of ``sock`` as a plain future: what ``loop.sock_connect``
-    does, without a task and the turn of the event loop that starts it. Whoever gives up on
-    it calls :func:`_abandon` before closing the socket."""
-    future: asyncio.Future[None] = loop.create_future()
-    try:
-        sock.connect(address)
-    except (BlockingIOError, InterruptedError):
-        fd = sock.fileno()
-
-        def writable() -> None:
-            loop.remove_writer(fd)
-            if future.done():
-                return
-            error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if error:
-                future.set_exception(OSError(error, f"Connect call failed {address}"))
-            else:
-                future.set_result(None)
-
-        try:
-            loop.add_writer(fd, writable)
-        except NotImplementedError:  # not a selector loop (Windows): asyncio's own way
-            return asyncio.ensure_future(loop.sock_connect(sock, address))
-    except OSError as exc:
-        future.set_exception(exc)
-    else:
-        future.set_result(None)
-    return future
-
-
-def _abandon(loop: asyncio.AbstractEventLoop, attempt: asyncio.Future[None],
-             sock: socket.socket) -> None:
-    """Stop a connect and close its socket; the watch on it ends first, while the number
-    is still its own (a socket opened next may get the same one)."""
-    attempt.cancel()
-    with contextlib.suppress(NotImplementedError, ValueError):
-        loop.remove_writer(sock)
-    sock.close()
+def _watches_sockets(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether the loop can watch a socket for us (add_reader): every loop but Windows'
+    proactor, which gets the streams for plain http too."""
+    proactor = getattr(asyncio, "ProactorEventLoop", None)
+    return proactor is None or not isinstance(loop, proactor)
 
 
 class _Stale(Exception):
     """A kept-alive connection the server had closed: nothing was answered, try a fresh one."""
-
-
-class _Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.protocol = h11.Connection(h11.CLIENT)
-        self.used = False  # has been kept alive: a close may be the server's idle timeout
-        self.sock: socket.socket | None = writer.get_extra_info("socket")
-
-    def closed(self) -> bool:
-        """The server ended it (read while idle) or it is being closed."""
-        return self.reader.at_eof() or self.writer.is_closing()
-
-    def quickack(self) -> None:
-        """ACK what arrives now, not at the delayed-ACK timer (the mode does not stick)."""
-        if _QUICKACK is not None and self.sock is not None:
-            with contextlib.suppress(OSError):
-                self.sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-
-    def reusable(self) -> bool:
-        return self.protocol.our_state is h11.DONE and self.protocol.their_state is h11.DONE
 
 
 class _Clock:
@@ -185,10 +127,10 @@ class _Clock:
             raise asyncio.TimeoutError
         return left if timeout is None else min(timeout, left)
 
-    async def read(self, reader: asyncio.StreamReader, timeout: float | None) -> bytes:
+    async def read(self, connection: Connection, timeout: float | None) -> bytes:
         limit = self.limit(timeout)
         if self.interrupt is None:
-            return await _within(reader.read(_READ_SIZE), limit)
+            return await _within(connection.recv(), limit)
         end = None if limit is None else time.monotonic() + limit
         first = True
         while True:
@@ -200,7 +142,7 @@ class _Clock:
                 raise asyncio.TimeoutError
             # A read cancelled while it waits takes nothing from the buffer: slicing is safe.
             with contextlib.suppress(asyncio.TimeoutError):
-                return await _within(reader.read(_READ_SIZE),
+                return await _within(connection.recv(),
                                      _SLICE if left is None else min(_SLICE, left))
 
     async def wait(self, future: asyncio.Future[T]) -> T:
@@ -232,11 +174,11 @@ class Lanes(Wire):
         self._size = size
         self._tls = tls
         self._max_body = max_body
-        self._idle: list[_Connection] = []
-        self._open: set[_Connection] = set()
+        self._idle: list[Connection] = []
+        self._open: set[Connection] = set()
         self._dialling = 0  # connects under way: they count against ``size`` too
         self._dials: set[asyncio.Future[None]] = set()
-        self._waiting: deque[asyncio.Future[_Connection]] = deque()
+        self._waiting: deque[asyncio.Future[Connection]] = deque()
         self._fastest_connect: float | None = None
         self.connects = 0  # connections established, for tests and benchmarks
         self.most_open = 0  # the most connections open or being opened at once
@@ -266,7 +208,7 @@ class Lanes(Wire):
     # -- which connection carries a request --------------------------------------------
 
     async def _acquire(self, where: Origin, timeout: float | None,
-                       clock: _Clock) -> _Connection:
+                       clock: _Clock) -> Connection:
         """An idle connection, or whichever becomes ready first: one handed back by another
         request or one dialled because of this request (never a wait on one connect). The
         wait ends at the request's deadline (ConnectTimeout) and calls its interrupt
@@ -280,7 +222,7 @@ class Lanes(Wire):
                 clock.interrupt is None or where[0] == "http"):
             return await self._dial_here(where, timeout, clock)
         self._last = (where, timeout)
-        waiter: asyncio.Future[_Connection] = asyncio.get_running_loop().create_future()
+        waiter: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
         self._dial_for_waiters(where, timeout)
         try:
@@ -295,7 +237,7 @@ class Lanes(Wire):
             raise
 
     async def _dial_here(self, where: Origin, timeout: float | None,
-                         clock: _Clock) -> _Connection:
+                         clock: _Clock) -> Connection:
         """A connection dialled in the requesting task itself, when nobody waits ahead of it
         and the pool has room.
 
@@ -317,7 +259,7 @@ class Lanes(Wire):
         finally:
             self._dialling -= 1
 
-    def _release(self, connection: _Connection) -> None:
+    def _release(self, connection: Connection) -> None:
         """Hand ``connection`` to the longest-waiting request, or keep it idle."""
         while self._waiting:
             waiter = self._waiting.popleft()
@@ -383,7 +325,7 @@ class Lanes(Wire):
         try:
             for outcome in await asyncio.gather(*dials, return_exceptions=True):
                 self._dialling -= 1
-                if isinstance(outcome, _Connection):
+                if isinstance(outcome, Connection):
                     outcome.used = True  # no request yet, but kept waiting like one
                     self._release(outcome)
                     opened += 1
@@ -395,23 +337,26 @@ class Lanes(Wire):
         return opened
 
     async def _connect(self, where: Origin, timeout: float | None,
-                       interrupt: Callable[[], None] | None = None) -> _Connection:
+                       interrupt: Callable[[], None] | None = None) -> Connection:
         scheme, host, port = where
         secure = scheme == "https"
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         try:
             sock = await self._tcp_connect(host, port, deadline, interrupt)
-            # The TLS handshake is never hedged: it is the server's CPU, not a lost packet.
-            reader, writer = await _within(asyncio.open_connection(
-                sock=sock, ssl=self._tls if secure else None,
-                server_hostname=host if secure else None),
-                None if deadline is None else max(0.0, deadline - loop.time()))
+            if secure or not _watches_sockets(loop):
+                # The TLS handshake is never hedged: it is the server's CPU, not a lost
+                # packet.
+                reader, writer = await _within(asyncio.open_connection(
+                    sock=sock, ssl=self._tls, server_hostname=host),
+                    None if deadline is None else max(0.0, deadline - loop.time()))
+                connection: Connection = StreamConnection(reader, writer)
+            else:
+                connection = SocketConnection(sock)
         except asyncio.TimeoutError:
             raise ConnectTimeout("connection timed out") from None
         except OSError as exc:  # refused, unreachable, DNS, TLS (ssl.SSLError is one)
             raise ConnectError(str(exc) or type(exc).__name__) from exc
-        connection = _Connection(reader, writer)
         self._open.add(connection)
         self.connects += 1
         return connection
@@ -436,15 +381,15 @@ class Lanes(Wire):
                 sock = socket.socket(family, socket.SOCK_STREAM)
                 sock.setblocking(False)
                 started = loop.time()
-                attempt = _connecting(loop, sock, address)
+                attempt = connecting(loop, sock, address)
                 try:
                     stalled = await self._stalled(attempt, started, deadline, stalls,
                                                   interrupt)
                 except BaseException:
-                    _abandon(loop, attempt, sock)
+                    abandon(loop, attempt, sock)
                     raise
                 if stalled:
-                    _abandon(loop, attempt, sock)
+                    abandon(loop, attempt, sock)
                     break
                 try:
                     attempt.result()
@@ -492,7 +437,7 @@ class Lanes(Wire):
             if done:
                 return False
 
-    async def _exchange(self, connection: _Connection, request: Request,
+    async def _exchange(self, connection: Connection, request: Request,
                         clock: _Clock) -> Answer:
         """One request and its whole answer; :mod:`bondha.wire`'s exceptions for what goes
         wrong."""
@@ -515,7 +460,7 @@ class Lanes(Wire):
         return Answer(head.status_code, Headers(head.headers), body, request.url)
 
     @staticmethod
-    async def _send(connection: _Connection, request: Request,
+    async def _send(connection: Connection, request: Request,
                     timeout: float | None) -> None:
         protocol = connection.protocol
         try:
@@ -527,15 +472,15 @@ class Lanes(Wire):
             data += protocol.send(h11.Data(data=request.body))
         data += protocol.send(h11.EndOfMessage())
         try:
-            connection.writer.write(data)
+            sent = connection.write(data)
             connection.quickack()  # the answer's head will be ACKed as it arrives
-            if connection.writer.transport.get_write_buffer_size():  # else: nothing to wait for
-                await _within(connection.writer.drain(), timeout)
+            if not sent:  # else: nothing to wait for
+                await _within(connection.flush(), timeout)
         except (ConnectionResetError, BrokenPipeError) as exc:
             raise _Stale from exc
 
     @staticmethod
-    async def _receive(connection: _Connection, timeout: float | None, clock: _Clock,
+    async def _receive(connection: Connection, timeout: float | None, clock: _Clock,
                        max_body: int) -> tuple[h11.Response, bytes]:
         protocol = connection.protocol
         head: h11.Response | None = None
@@ -546,7 +491,7 @@ class Lanes(Wire):
             event = protocol.next_event()
             if event is h11.NEED_DATA:
                 try:
-                    raw = await clock.read(connection.reader, timeout)
+                    raw = await clock.read(connection, timeout)
                 except ConnectionResetError as exc:
                     if answered:
                         raise
@@ -571,11 +516,11 @@ class Lanes(Wire):
             elif isinstance(event, (h11.ConnectionClosed, h11.EndOfMessage)):
                 raise RemoteProtocolError("server closed the connection mid-answer")
 
-    def _discard(self, connection: _Connection) -> None:
+    def _discard(self, connection: Connection) -> None:
         with contextlib.suppress(ValueError):
             self._idle.remove(connection)
         self._open.discard(connection)
-        connection.writer.close()
+        connection.close()
         if self._waiting and self._last is not None:
             self._dial_for_waiters(*self._last)  # its place in the pool is free again
 
@@ -585,10 +530,9 @@ class Lanes(Wire):
         await asyncio.gather(*self._dials, return_exceptions=True)
         connections, self._open, self._idle = self._open, set(), []
         for connection in connections:
-            connection.writer.close()
+            connection.close()
         for connection in connections:
-            with contextlib.suppress(OSError, ssl.SSLError):
-                await connection.writer.wait_closed()
+            await connection.wait_closed()
 
 
 def default_transport(settings: ApiSettings, pool_size: int,

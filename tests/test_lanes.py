@@ -20,7 +20,7 @@ from bondha.config import ApiSettings
 from bondha.httpxwire import HttpxWire
 from bondha.model import Secret
 from bondha.transport import Lanes, default_transport, tls_context
-from bondha.wire import ConnectError, ConnectTimeout, Request
+from bondha.wire import ConnectError, ConnectTimeout, Request, WireError
 from tests.certificates import Certificates, make_certificates
 
 
@@ -196,6 +196,35 @@ def test_a_connect_that_hangs_heeds_the_guard() -> None:
             filler.close()
         listener.close()
     assert len(calls) == 3
+
+
+def test_closing_the_lanes_ends_a_request_waiting_for_its_answer() -> None:
+    """The server read the request and never answers: closing the lanes (the daemon
+    stopping) ends the wait at once, not at the request's timeout."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    accepter = threading.Thread(target=lambda: held.append(listener.accept()[0]), daemon=True)
+    accepter.start()
+
+    async def scenario() -> BaseException:
+        lanes = Lanes(1, ssl.create_default_context())
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/x/"
+        waiting = asyncio.ensure_future(lanes.exchange(Request("GET", url, timeout=600.0)))
+        while lanes.connects == 0 or not held:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the request is sent and its answer awaited
+        await lanes.aclose()
+        with pytest.raises(WireError) as caught:
+            await waiting
+        return caught.value
+
+    try:
+        error = asyncio.run(asyncio.wait_for(scenario(), 30))  # a hang guard
+    finally:
+        for each in held:
+            each.close()
+        listener.close()
+    assert "without answering" in str(error)
 
 
 @pytest.fixture(scope="module")
