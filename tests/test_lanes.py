@@ -121,6 +121,19 @@ class _Stop(Exception):
     """What a run's guard raises when a newer event takes over."""
 
 
+class _GuardStoppingAt:
+    """A run's guard that counts its calls and raises :class:`_Stop` at the ``n``-th."""
+
+    def __init__(self, n: int) -> None:
+        self.calls = 0
+        self._n = n
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.calls == self._n:
+            raise _Stop
+
+
 def test_a_request_waiting_for_a_lane_ends_at_its_deadline_and_heeds_its_guard() -> None:
     """The only lane is held by a request the server never answers: the next request waits
     for a connection (the pool is full), and that wait is bounded like every other one."""
@@ -130,12 +143,7 @@ def test_a_request_waiting_for_a_lane_ends_at_its_deadline_and_heeds_its_guard()
     def request(deadline: float, guard: Callable[[], None] | None = None) -> Request:
         return Request("GET", url, timeout=60.0, deadline=deadline, interrupt=guard)
 
-    calls: list[int] = []
-
-    def guard() -> None:
-        calls.append(1)
-        if len(calls) == 3:
-            raise _Stop
+    guard = _GuardStoppingAt(3)
 
     async def scenario() -> None:
         lanes = Lanes(1, ssl.create_default_context())
@@ -157,7 +165,7 @@ def test_a_request_waiting_for_a_lane_ends_at_its_deadline_and_heeds_its_guard()
         asyncio.run(asyncio.wait_for(scenario(), 30))  # a hang guard, not a timing assertion
     finally:
         listener.close()
-    assert len(calls) == 3
+    assert guard.calls == 3
 
 
 def test_a_connect_that_hangs_heeds_the_guard() -> None:
@@ -174,12 +182,7 @@ def test_a_connect_that_hangs_heeds_the_guard() -> None:
             filler.connect(listener.getsockname())
         fillers.append(filler)
     time.sleep(0.2)
-    calls: list[int] = []
-
-    def guard() -> None:
-        calls.append(1)
-        if len(calls) == 3:
-            raise _Stop
+    guard = _GuardStoppingAt(3)
 
     async def scenario() -> None:
         lanes = Lanes(1, ssl.create_default_context())
@@ -195,7 +198,7 @@ def test_a_connect_that_hangs_heeds_the_guard() -> None:
         for filler in fillers:
             filler.close()
         listener.close()
-    assert len(calls) == 3
+    assert guard.calls == 3
 
 
 def test_closing_the_lanes_ends_a_request_waiting_for_its_answer() -> None:
