@@ -24,7 +24,8 @@ from typing import Any
 
 import h11
 
-__all__ = ["Connection", "SocketConnection", "StreamConnection", "abandon", "connecting"]
+__all__ = ["Connection", "SocketConnection", "StreamConnection", "abandon", "connected_at_once",
+           "connecting"]
 
 _READ_SIZE = 65536
 _QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
@@ -59,6 +60,20 @@ def connecting(loop: asyncio.AbstractEventLoop, sock: socket.socket,
     else:
         future.set_result(None)
     return future
+
+
+def connected_at_once(sock: socket.socket, address: Any) -> bool:
+    """Connect the non-blocking ``sock``; True when the handshake completed within the
+    call, False when it is still under way. A refusal raises OSError."""
+    try:
+        sock.connect(address)
+    except (BlockingIOError, InterruptedError):
+        if not _writable_now(sock):
+            return False
+    error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    if error:
+        raise OSError(error, f"Connect call failed {address}")
+    return True
 
 
 def _writable_now(sock: socket.socket) -> bool:

@@ -50,7 +50,14 @@ import h11
 
 from .config import ApiSettings
 from .config.secrets import load_ca_bundle
-from .connections import Connection, SocketConnection, StreamConnection, abandon, connecting
+from .connections import (
+    Connection,
+    SocketConnection,
+    StreamConnection,
+    abandon,
+    connected_at_once,
+    connecting,
+)
 from .wire import (
     Answer,
     AnswerTooLarge,
@@ -180,8 +187,10 @@ class Lanes(Wire):
         self._dials: set[asyncio.Future[None]] = set()
         self._waiting: deque[asyncio.Future[Connection]] = deque()
         self._fastest_connect: float | None = None
+        self._at_once = False  # the last dial's handshake had completed when it returned
         self.connects = 0  # connections established, for tests and benchmarks
         self.most_open = 0  # the most connections open or being opened at once
+        self.made_at_once = 0  # of the connects, those made within the request's own call
         self._last: tuple[Origin, float | None] | None = None  # where waiters go
         # The server's addresses, resolved once: (host, port), [(family, sockaddr), ...]
         self._addresses: tuple[tuple[str, int], list[tuple[int, Any]]] | None = None
@@ -209,8 +218,9 @@ class Lanes(Wire):
 
     async def _acquire(self, where: Origin, timeout: float | None,
                        clock: _Clock) -> Connection:
-        """An idle connection, or whichever becomes ready first: one handed back by another
-        request or one dialled because of this request (never a wait on one connect). The
+        """An idle connection, one made at once (:meth:`_connect_at_once`), or whichever
+        becomes ready first: one handed back by another request or one dialled because of
+        this request (never a wait on one connect). The
         wait ends at the request's deadline (ConnectTimeout) and calls its interrupt
         meanwhile; a connect it started goes on and the connection joins the idle ones."""
         while self._idle:
@@ -218,9 +228,11 @@ class Lanes(Wire):
             if not connection.closed():
                 return connection
             self._discard(connection)  # the server's idle timeout: no use sending on it
-        if not self._waiting and len(self._open) + self._dialling < self._size and (
-                clock.interrupt is None or where[0] == "http"):
-            return await self._dial_here(where, timeout, clock)
+        if self._at_once and not self._waiting and (
+                len(self._open) + self._dialling < self._size):
+            made = self._connect_at_once(where)
+            if made is not None:
+                return made
         self._last = (where, timeout)
         waiter: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
@@ -236,28 +248,41 @@ class Lanes(Wire):
                 raise ConnectTimeout("connection timed out") from None
             raise
 
-    async def _dial_here(self, where: Origin, timeout: float | None,
-                         clock: _Clock) -> Connection:
-        """A connection dialled in the requesting task itself, when nobody waits ahead of it
-        and the pool has room.
+    def _connect_at_once(self, where: Origin) -> Connection | None:
+        """A plain-http connection made within this call, or None (nothing left behind).
 
-        A dial task and the hand-over through a waiter cost four more turns of the event
-        loop, and each turn waits behind the other lanes' work. Against a server that closes
-        every connection, that kept all lanes in step: each round waited for the whole
-        round's CPU before any next request went out. The interrupt is called while the
-        TCP connect waits; a TLS handshake cannot call it, so a request that has one to call
-        waits for an https connection through the waiter instead.
+        Against a server that closes every connection each request needs a new one, and a
+        dial task with the hand-over through a waiter costs several turns of the event
+        loop, each waiting behind every other lane's work: every lane waited for the whole
+        round's CPU before its next request went out, and the lanes stayed in step. On the
+        loopback or a LAN the handshake has completed by the time the connect returns, so
+        the request takes its connection at once. When it has not (a far server, or a SYN
+        dropped by a full accept queue), the socket is closed unused and the request waits
+        as before, for whichever connection is ready first; this is tried again only after
+        a dial has completed at once (``_at_once``), so a far server is not sent a SYN twice.
         """
-        self._dialling += 1
-        self.most_open = max(self.most_open, len(self._open) + self._dialling)
+        scheme, host, port = where
+        addresses = self._addresses
+        if scheme != "http" or addresses is None or addresses[0] != (host, port) or (
+                asyncio.get_running_loop().time() - self._resolved > _RESOLVED_FOR):
+            return None  # https needs its handshake; a name is looked up again by a dial
+        family, address = addresses[1][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
         try:
-            try:
-                limit = clock.limit(timeout)
-            except asyncio.TimeoutError:
-                raise ConnectTimeout("connection timed out") from None
-            return await self._connect(where, limit, clock.interrupt)
-        finally:
-            self._dialling -= 1
+            if not connected_at_once(sock, address):
+                self._at_once = False
+                sock.close()
+                return None
+            connection = SocketConnection(sock)
+        except OSError:
+            sock.close()  # refused, unreachable: the dial that follows says so
+            return None
+        self._open.add(connection)
+        self.connects += 1
+        self.made_at_once += 1
+        self.most_open = max(self.most_open, len(self._open) + self._dialling)
+        return connection
 
     def _release(self, connection: Connection) -> None:
         """Hand ``connection`` to the longest-waiting request, or keep it idle."""
@@ -336,14 +361,13 @@ class Lanes(Wire):
             raise
         return opened
 
-    async def _connect(self, where: Origin, timeout: float | None,
-                       interrupt: Callable[[], None] | None = None) -> Connection:
+    async def _connect(self, where: Origin, timeout: float | None) -> Connection:
         scheme, host, port = where
         secure = scheme == "https"
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
         try:
-            sock = await self._tcp_connect(host, port, deadline, interrupt)
+            sock = await self._tcp_connect(host, port, deadline)
             if secure or not _watches_sockets(loop):
                 # The TLS handshake is never hedged: it is the server's CPU, not a lost
                 # packet.
@@ -361,11 +385,9 @@ class Lanes(Wire):
         self.connects += 1
         return connection
 
-    async def _tcp_connect(self, host: str, port: int, deadline: float | None,
-                           interrupt: Callable[[], None] | None = None) -> socket.socket:
+    async def _tcp_connect(self, host: str, port: int, deadline: float | None) -> socket.socket:
         """A connected socket; a connect far slower than the fastest one so far is dialled
-        again (its SYN was dropped by a full accept queue; a new one gets in). ``interrupt``
-        is called while it waits."""
+        again (its SYN was dropped by a full accept queue; a new one gets in)."""
         loop = asyncio.get_running_loop()
         if (self._addresses is None or self._addresses[0] != (host, port)
                 or loop.time() - self._resolved > _RESOLVED_FOR):
@@ -383,8 +405,7 @@ class Lanes(Wire):
                 started = loop.time()
                 attempt = connecting(loop, sock, address)
                 try:
-                    stalled = await self._stalled(attempt, started, deadline, stalls,
-                                                  interrupt)
+                    stalled = await self._stalled(attempt, started, deadline, stalls)
                 except BaseException:
                     abandon(loop, attempt, sock)
                     raise
@@ -409,15 +430,14 @@ class Lanes(Wire):
             stalls += 1
 
     async def _stalled(self, attempt: asyncio.Future[Any], started: float,
-                       deadline: float | None, stalls: int,
-                       interrupt: Callable[[], None] | None = None) -> bool:
+                       deadline: float | None, stalls: int) -> bool:
         """Wait for ``attempt``; True when it is far slower than the connects that succeeded
-        (each stall of the same connect doubles the patience: the queue has not drained).
-        ``interrupt`` is called at least every ``_SLICE`` seconds while it waits."""
+        (each stall of the same connect doubles the patience: the queue has not drained)."""
         loop = asyncio.get_running_loop()
+        if attempt.done():  # the handshake had completed when the connect returned
+            self._at_once = attempt.exception() is None
+            return False
         while True:
-            if interrupt is not None and not attempt.done():
-                interrupt()
             now = loop.time()
             if deadline is not None and now >= deadline:
                 return True
@@ -431,8 +451,6 @@ class Lanes(Wire):
                 wait = started + patience - now
             if deadline is not None:
                 wait = min(wait, deadline - now)
-            if interrupt is not None:
-                wait = min(wait, _SLICE)
             done, _ = await asyncio.wait({attempt}, timeout=wait)
             if done:
                 return False

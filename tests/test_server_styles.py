@@ -83,6 +83,27 @@ def test_a_burst_larger_than_the_backlog_is_served_within_the_pool() -> None:
         assert server.stats().connections <= POOL
 
 
+def test_against_a_server_that_closes_each_connection_the_next_is_made_at_once() -> None:
+    """On the loopback a connect has completed when it returns: after the first dial, a
+    request whose connection the server closed takes a new one in its own call."""
+    with StandInServer(pair_fixture(2), style="close") as server:
+        lanes = Lanes(1, ssl.create_default_context())
+
+        async def one_after_another() -> list[int]:
+            statuses = []
+            for _ in range(20):
+                answer = await lanes.exchange(Request(
+                    "GET", f"{server.url}/api/v3/bonds/1/routes/", timeout=10.0))
+                statuses.append(answer.status_code)
+            await lanes.aclose()
+            return statuses
+
+        assert asyncio.run(one_after_another()) == [401] * 20
+        assert lanes.connects == server.stats().connections == 20
+        assert lanes.made_at_once >= 10  # all but the first, unless the machine is very busy
+        assert server.stats().most_open == 1
+
+
 def test_warm_connections_are_reused_and_replaced_when_the_server_closes_them(
         certs: Certificates) -> None:
     with StandInServer(pair_fixture(PER_KIND), style="stdlib") as server:
