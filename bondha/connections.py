@@ -39,26 +39,23 @@ def connecting(loop: asyncio.AbstractEventLoop, sock: socket.socket,
     does it within the call). Whoever gives up on it calls :func:`abandon`."""
     future: asyncio.Future[None] = loop.create_future()
     try:
-        sock.connect(address)
-    except (BlockingIOError, InterruptedError):
-        if _writable_now(sock):
-            _finish(future, sock, address)
+        if connected_at_once(sock, address):
+            future.set_result(None)
             return future
-        fd = sock.fileno()
-
-        def writable() -> None:
-            loop.remove_writer(fd)
-            if not future.done():
-                _finish(future, sock, address)
-
-        try:
-            loop.add_writer(fd, writable)
-        except NotImplementedError:  # not a selector loop (Windows): asyncio's own way
-            return asyncio.ensure_future(loop.sock_connect(sock, address))
     except OSError as exc:
         future.set_exception(exc)
-    else:
-        future.set_result(None)
+        return future
+    fd = sock.fileno()
+
+    def writable() -> None:
+        loop.remove_writer(fd)
+        if not future.done():
+            _finish(future, sock, address)
+
+    try:
+        loop.add_writer(fd, writable)
+    except NotImplementedError:  # not a selector loop (Windows): asyncio's own way
+        return asyncio.ensure_future(loop.sock_connect(sock, address))
     return future
 
 

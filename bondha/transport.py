@@ -220,9 +220,9 @@ class Lanes(Wire):
                        clock: _Clock) -> Connection:
         """An idle connection, one made at once (:meth:`_connect_at_once`), or whichever
         becomes ready first: one handed back by another request or one dialled because of
-        this request (never a wait on one connect). The
-        wait ends at the request's deadline (ConnectTimeout) and calls its interrupt
-        meanwhile; a connect it started goes on and the connection joins the idle ones."""
+        this request (never a wait on one connect). The wait ends at the request's deadline
+        (ConnectTimeout) and calls its interrupt meanwhile; a connect it started goes on and
+        the connection joins the idle ones."""
         while self._idle:
             connection = self._idle.pop()
             if not connection.closed():
