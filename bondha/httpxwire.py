@@ -22,6 +22,7 @@ from typing import Callable, TypeVar
 import httpx
 
 from .wire import (
+    INTERRUPT_EVERY,
     Answer,
     AnswerTooLarge,
     ConnectError,
@@ -37,7 +38,6 @@ from .wire import (
 
 __all__ = ["HttpxWire", "through_proxy"]
 
-_SLICE = 0.05  # seconds between calls of a request's interrupt while it waits
 T = TypeVar("T")
 
 
@@ -106,7 +106,7 @@ def through_proxy(proxy: str, pool_size: int, tls: ssl.SSLContext, max_body: int
 async def _bounded(aw: Awaitable[T], deadline: float,
                    interrupt: Callable[[], None] | None) -> T:
     """``aw`` within ``deadline`` (ReadTimeout after it), calling ``interrupt`` every
-    :data:`_SLICE` seconds meanwhile."""
+    :data:`~bondha.wire.INTERRUPT_EVERY` seconds meanwhile."""
     task = asyncio.ensure_future(aw)
     try:
         while True:
@@ -115,7 +115,7 @@ async def _bounded(aw: Awaitable[T], deadline: float,
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ReadTimeout("no whole answer before the deadline")
-            done, _ = await asyncio.wait({task}, timeout=min(_SLICE, left)
+            done, _ = await asyncio.wait({task}, timeout=min(INTERRUPT_EVERY, left)
                                          if interrupt is not None else left)
             if done:
                 return task.result()

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, ClassVar, TypeVar
 import attrs
 
 from .errors import ApiError
+from .wire import INTERRUPT_EVERY
 
 if TYPE_CHECKING:
     import tenacity  # imported when a call first fails: a clean failover never needs it
@@ -113,10 +114,8 @@ async def sleep(seconds: float, interrupt: Callable[[], None] | None = None) -> 
         left = end - time.monotonic()
         if left <= 0:
             return
-        await asyncio.sleep(min(left, _SLICE))
+        await asyncio.sleep(min(left, INTERRUPT_EVERY))
 
-
-_SLICE = 0.05
 
 
 async def call(policy: RetryPolicy, what: str, fn: Callable[[], Awaitable[T]],

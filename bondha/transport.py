@@ -59,6 +59,7 @@ from .connections import (
     connecting,
 )
 from .wire import (
+    INTERRUPT_EVERY,
     Answer,
     AnswerTooLarge,
     ConnectError,
@@ -81,7 +82,6 @@ _HEDGE_FACTOR = 8.0
 _HEDGE_MIN = 0.025
 _RESOLVED_FOR = 60.0  # seconds a name lookup is reused (the daemon's lanes live for days)
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
-_SLICE = 0.05  # seconds between calls of a request's interrupt while it waits
 T = TypeVar("T")
 Origin = tuple[str, str, int]  # scheme, host, port: where a connection goes
 
@@ -149,8 +149,8 @@ class _Clock:
                 raise asyncio.TimeoutError
             # A read cancelled while it waits takes nothing from the buffer: slicing is safe.
             with contextlib.suppress(asyncio.TimeoutError):
-                return await _within(connection.recv(),
-                                     _SLICE if left is None else min(_SLICE, left))
+                return await _within(connection.recv(), INTERRUPT_EVERY if left is None
+                                     else min(INTERRUPT_EVERY, left))
 
     async def wait(self, future: asyncio.Future[T]) -> T:
         """``future``'s result within the deadline, calling the interrupt meanwhile; the
@@ -162,7 +162,7 @@ class _Clock:
             if left is not None and left <= 0:
                 raise asyncio.TimeoutError
             wait = left if self.interrupt is None else (
-                _SLICE if left is None else min(_SLICE, left))
+                INTERRUPT_EVERY if left is None else min(INTERRUPT_EVERY, left))
             done, _ = await asyncio.wait({future}, timeout=wait)
             if done:
                 return future.result()

@@ -25,6 +25,7 @@ from typing import Any, Callable, overload
 from urllib.parse import quote, urlsplit
 
 __all__ = [
+    "INTERRUPT_EVERY",
     "Answer",
     "AnswerTooLarge",
     "ConnectError",
@@ -87,6 +88,11 @@ class AnswerTooLarge(WireError):
 
 class InvalidURL(ValueError):
     """A URL that cannot be sent (a link from the server, or a config the parser let by)."""
+
+
+#: Seconds between two calls of an interrupt (a run's guard) while something waits: how
+#: late, at most, a newer keepalived event stops the run it supersedes.
+INTERRUPT_EVERY = 0.05
 
 
 class Request:
