@@ -20,7 +20,7 @@ import contextlib
 import select
 import socket
 import ssl
-from typing import Any
+from typing import Any, Callable
 
 import h11
 
@@ -147,7 +147,7 @@ class SocketConnection(Connection):
 
     def __init__(self, sock: socket.socket) -> None:
         super().__init__()
-        self.sock = sock
+        self.sock = self._sock = sock  # ``sock`` may be None for a stream; this one never is
         self._fd = sock.fileno()
         self._loop = asyncio.get_running_loop()
         self._closed = False
@@ -169,24 +169,23 @@ class SocketConnection(Connection):
 
     def _send(self, data: bytes) -> int:
         self._check_open()
-        assert self.sock is not None
         try:
-            return self.sock.send(data)
+            return self._sock.send(data)
         except (BlockingIOError, InterruptedError):
             return 0
 
     async def recv(self) -> bytes:
         while True:
             self._check_open()
-            assert self.sock is not None
             try:
-                return self.sock.recv(_READ_SIZE)
+                return self._sock.recv(_READ_SIZE)
             except (BlockingIOError, InterruptedError):
                 pass
             # Cancelled while it waits, it takes nothing: the bytes stay in the kernel.
             await self._wait(self._loop.add_reader, self._loop.remove_reader)
 
-    async def _wait(self, watch: Any, unwatch: Any) -> None:
+    async def _wait(self, watch: Callable[[int, Callable[[], None]], None],
+                    unwatch: Callable[[int], object]) -> None:
         """Until the socket is ready (``watch``: add_reader or add_writer). The watch ends
         before this returns or raises, in this task: never later, on a reused number."""
         waiter: asyncio.Future[None] = self._loop.create_future()
@@ -211,12 +210,11 @@ class SocketConnection(Connection):
     def closed(self) -> bool:
         if self._closed:
             return True
-        assert self.sock is not None
         try:
             # Idle: nothing is due. An end of stream means the server closed it; bytes
             # nobody asked for (a server's "408 timeout" before it closes) are not an
             # answer to the next request either.
-            self.sock.recv(1, socket.MSG_PEEK)
+            self._sock.recv(1, socket.MSG_PEEK)
         except (BlockingIOError, InterruptedError):
             return False
         except OSError:
@@ -227,7 +225,6 @@ class SocketConnection(Connection):
         if self._closed:
             return
         self._closed = True
-        assert self.sock is not None
         # The loop's watches end first, while the number is the socket's own (by number:
         # the selector formats a socket object it does not watch into its error, slowly).
         with contextlib.suppress(ValueError, OSError, NotImplementedError):
@@ -235,7 +232,7 @@ class SocketConnection(Connection):
             self._loop.remove_writer(self._fd)
         if self._waiting is not None and not self._waiting.done():
             self._waiting.set_exception(ConnectionResetError("connection closed"))
-        self.sock.close()
+        self._sock.close()
 
 
 class StreamConnection(Connection):
